@@ -1,0 +1,65 @@
+"""Operator commands: `flask --app wsgi users create …`, `flask --app wsgi seed --demo`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from midas.services import DomainError, auth
+
+users = AppGroup("users", help="Manage staff accounts.")
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="Full name shown to colleagues.")
+@click.option("--role", type=click.Choice(["concierge", "admin", "owner"]), default="concierge", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def create_user(email: str, name: str, role: str, password_stdin: bool) -> None:
+    """Create a staff account."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = auth.create_staff(None, email, name, role, password)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created {user.role} {user.email}.")
+
+
+@click.command("seed")
+@click.option("--demo", is_flag=True, required=True, help="Load the demo business (safe to run twice).")
+def seed(demo: bool) -> None:
+    """Load demo data: locations, fleet, customers, bookings, payments and more."""
+    from midas.services import demo as demo_data
+
+    counts = demo_data.seed_demo()
+    if counts:
+        click.echo("Demo business created: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    else:
+        click.echo("Demo business already present; nothing changed.")
+    for email, role in demo_data.DEMO_LOGINS:
+        click.echo(f"  {role:<10} {email}  password: {demo_data.DEMO_PASSWORD}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker with the scheduler on the high, default and low queues (needs REDIS_URL)."""
+    from flask import current_app
+
+    from midas.tasks.worker import run_worker
+
+    if not current_app.config["REDIS_URL"]:
+        raise click.ClickException("REDIS_URL is not set: without Redis, jobs already run inside the web process.")
+    run_worker(burst=burst)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(users)
+    app.cli.add_command(seed)
+    app.cli.add_command(worker)

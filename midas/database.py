@@ -1,0 +1,55 @@
+"""Engine behaviour both databases need: SQLite pragmas and serialized write transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+_registered = False
+
+
+def register_engine_events(app: Flask) -> None:
+    """Install the listeners once per process; they only act on SQLite connections."""
+    global _registered
+    if _registered:
+        return
+    event.listen(Engine, "connect", _sqlite_connect)
+    event.listen(Engine, "begin", _sqlite_begin)
+    _registered = True
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy issue BEGIN itself (pysqlite's own handling defers it unpredictably).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a serialized writer.
+
+    On SQLite the availability check and the insert must share one write lock taken up front
+    (BEGIN IMMEDIATE); PostgreSQL relies on row locks and its exclusion constraint instead.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("begin_write() must come before any change in the unit of work")
+    if session.in_transaction():
+        session.commit()  # only reads so far (e.g. loading the current user): end them
+    session.connection(execution_options={"sqlite_immediate": True})

@@ -1,0 +1,1 @@
+"""Flask-WTF forms: field names follow the model columns (the public contract)."""

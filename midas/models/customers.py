@@ -1,0 +1,43 @@
+"""Customers of the house."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from midas.extensions import db
+from midas.models.types import StrEnum, UTCDateTime, check_in, enum_column, utcnow
+
+
+class Tier(StrEnum):
+    STANDARD = "standard"
+    PREMIUM = "premium"
+    VVIP = "vvip"
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+    __table_args__ = (
+        check_in("tier", Tier),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("loyalty_points >= 0", name="loyalty_points_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    tier: Mapped[str] = mapped_column(enum_column(Tier), default=Tier.STANDARD.value)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    loyalty_points: Mapped[int] = mapped_column(Integer, default=0)
+    email_opt_in: Mapped[bool] = mapped_column(default=True)
+    sms_opt_in: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    bookings = relationship("Booking", back_populates="customer", lazy="dynamic")
+
+    def __repr__(self) -> str:
+        return f"<Customer {self.email}>"
