@@ -46,13 +46,31 @@ def backend_env(request, tmp_path_factory) -> dict[str, str]:
     return env
 
 
+class RequestIsolatingClient(FlaskClient):
+    """Each request gets its own app context (fresh `g` and session), as in a real server.
+
+    Without this, requests reuse the test's app context, and `g` (where Flask-WTF caches the
+    CSRF token) would leak from one request into the next.
+    """
+
+    def open(self, *args, **kwargs):
+        db.session.commit()  # what the test set up is visible to the request
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.rollback()  # and the test re-reads what the request changed (no stale snapshot)
+        return response
+
+
 @pytest.fixture(scope="session")
 def migrated_app(backend_env) -> Flask:
     app = create_app(TestConfig(backend_env))
+    app.test_client_class = RequestIsolatingClient
     with app.app_context():
         flask_migrate.upgrade()
         db.session.remove()
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
