@@ -120,6 +120,8 @@ class Config:
 class TestConfig(Config):
     """Testing settings on top of an explicit environment (never the developer's)."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, env: dict[str, str] | None = None) -> None:
         base = {"MIDAS_ENV": "testing", "SECRET_KEY": "test-secret-key"}
         super().__init__({**base, **(env or {})})

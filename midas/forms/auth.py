@@ -2,12 +2,14 @@
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from midas.models import Role
-from midas.services.auth import MIN_PASSWORD_LENGTH
+from midas.services import DomainError
+from midas.services.auth import MIN_PASSWORD_LENGTH, normalize_email
 
-ROLE_CHOICES = [(role.value, role.value.capitalize()) for role in Role]
+ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in Role]
 
 
 class LoginForm(FlaskForm):
@@ -15,9 +17,16 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
+def staff_email(_form, field) -> None:
+    try:
+        normalize_email(field.data or "")
+    except DomainError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
 class StaffForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), staff_email])
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.CONCIERGE.value)
     password = PasswordField(
         "Initial password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=1024)]

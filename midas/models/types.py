@@ -37,7 +37,7 @@ class UTCDateTime(TypeDecorator):
 Amount = BigInteger
 
 
-class StrEnum(str, enum.Enum):
+class StrEnum(enum.StrEnum):
     """An enum whose values are stored as plain strings with a CHECK constraint."""
 
     def __str__(self) -> str:

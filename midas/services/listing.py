@@ -48,7 +48,9 @@ def paginate(stmt: Select, page: int, per_page: int = PER_PAGE) -> Page:
     return Page(items=list(rows), page=page, per_page=per_page, total=total)
 
 
-def order_by(stmt: Select, sort: str | None, columns: dict[str, Any], default: str, tiebreak: Any) -> tuple[Select, str]:
+def order_by(
+    stmt: Select, sort: str | None, columns: dict[str, Any], default: str, tiebreak: Any
+) -> tuple[Select, str]:
     """Apply `sort` ("name" or "-name") if it names a known column; unknown keys fall back to the default."""
     key = sort if sort and sort.lstrip("-") in columns else default
     column = columns[key.lstrip("-")]
