@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from midas.extensions import db
@@ -32,12 +32,18 @@ class Customer(db.Model):
     tier: Mapped[str] = mapped_column(enum_column(Tier), default=Tier.STANDARD.value)
     notes: Mapped[str] = mapped_column(Text, default="")
     loyalty_points: Mapped[int] = mapped_column(Integer, default=0)
-    email_opt_in: Mapped[bool] = mapped_column(default=True)
+    email_opt_in: Mapped[bool] = mapped_column(default=True)  # service messages (confirmations, receipts)
     sms_opt_in: Mapped[bool] = mapped_column(default=True)
+    marketing_consent: Mapped[bool] = mapped_column(default=False)
+    marketing_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    marketing_consent_source: Mapped[str | None] = mapped_column(String(80))
+    preferred_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # personal data anonymised on request
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     bookings = relationship("Booking", back_populates="customer", lazy="dynamic")
+    preferred_location = relationship("Location")
 
     def __repr__(self) -> str:
         return f"<Customer {self.email}>"

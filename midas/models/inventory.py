@@ -29,6 +29,8 @@ class Location(db.Model):
     __table_args__ = (
         CheckConstraint("length(currency) = 3", name="currency_iso"),
         CheckConstraint("code = upper(code)", name="code_uppercase"),
+        CheckConstraint("tax_rate_bp BETWEEN 0 AND 10000", name="tax_rate_range"),
+        CheckConstraint("service_fee_bp BETWEEN 0 AND 10000", name="service_fee_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -38,6 +40,8 @@ class Location(db.Model):
     country: Mapped[str] = mapped_column(String(2))
     timezone: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
+    tax_rate_bp: Mapped[int] = mapped_column(Integer, default=0)  # VAT / sales tax on the rental
+    service_fee_bp: Mapped[int] = mapped_column(Integer, default=0)  # the house's fee, never refunded
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     items: Mapped[list[Item]] = relationship(back_populates="location")
