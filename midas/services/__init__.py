@@ -13,3 +13,11 @@ class NotFound(DomainError):
 
 class PermissionDenied(DomainError):
     status_code = 403
+
+
+class InvalidInput(DomainError):
+    """Input a form can point at: `field` names the offending field when there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -68,7 +68,7 @@ CUSTOMERS = 220
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 ID_ALPHABET = string.ascii_letters + string.digits
 TOKEN_ALPHABET = ID_ALPHABET + "-_"
-SERVICE_FEE_BP = 500
+TAX_NAMES = {"GB": "VAT", "MC": "VAT", "AE": "VAT", "JP": "Consumption tax", "US": "Florida sales tax"}
 TIER_DISCOUNT_BP = {Tier.PREMIUM.value: 500, Tier.VVIP.value: 1000}
 HOLD = timedelta(hours=24)
 STRIPE_API_VERSION = "2024-06-20"
@@ -95,26 +95,26 @@ class Terms:
 
 TERMS = {
     Category.CAR.value: Terms(
-        2, 1, 1200, 5, (1, 6), (1, 12), (9, 10, 11, 14, 17), "day", ("seats", "power_hp"),
-        "{name}, delivered anywhere in {city} with a full tank: {seats} seats, {power_hp} hp."),
+        2, 1, 1200, 5, (1, 6), (5, 25), (9, 10, 11, 14, 17), "day", ("seats", "power_hp"),
+        "{name}, delivered anywhere in {city} and valeted before every hire: {seats} seats, {power_hp} hp."),
     Category.YACHT.value: Terms(
-        6, 2, 800, 1, (2, 8), (2, 16), (10, 11), "day", ("length_m", "cabins", "guests", "crew"),
+        6, 2, 800, 1, (2, 8), (6, 28), (10, 11), "day", ("length_m", "cabins", "guests", "crew"),
         "{name}: {length_m} m, {cabins} cabins for {guests} guests and a crew of {crew}, cruising from {city}."),
     Category.JET.value: Terms(
-        3, 1, 500, 0, (1, 4), (1, 10), (7, 9, 13, 16, 19), "day", ("seats", "range_nm"),
+        3, 1, 500, 0, (1, 4), (5, 25), (7, 9, 13, 16, 19), "day", ("seats", "range_nm"),
         "{name} based near {city}: {seats} seats and {range_nm:,} nm of range; crew and catering included."),
     Category.PROPERTY.value: Terms(
-        24, 3, 300, 2, (3, 12), (2, 16), (15, 16), "night", ("bedrooms", "bathrooms", "guests"),
+        24, 3, 300, 2, (3, 12), (5, 28), (15, 16), "night", ("bedrooms", "bathrooms", "guests"),
         "{name}: {bedrooms} bedrooms and {bathrooms} bathrooms for {guests} guests; housekeeping and a concierge."),
 }
 
 LOCATIONS = (
-    # code, name, city, country, time zone, currency
-    ("LON", "Midas Mayfair", "London", "GB", "Europe/London", "GBP"),
-    ("MCO", "Midas Monte-Carlo", "Monaco", "MC", "Europe/Monaco", "EUR"),
-    ("DXB", "Midas Dubai Marina", "Dubai", "AE", "Asia/Dubai", "AED"),
-    ("TYO", "Midas Ginza", "Tokyo", "JP", "Asia/Tokyo", "JPY"),
-    ("MIA", "Midas Miami Beach", "Miami", "US", "America/New_York", "USD"),
+    # code, name, city, country, time zone, currency, tax (VAT / sales tax) bp, service fee bp
+    ("LON", "Midas Mayfair", "London", "GB", "Europe/London", "GBP", 2000, 500),
+    ("MCO", "Midas Monte-Carlo", "Monaco", "MC", "Europe/Monaco", "EUR", 2000, 500),
+    ("DXB", "Midas Dubai Marina", "Dubai", "AE", "Asia/Dubai", "AED", 500, 400),
+    ("TYO", "Midas Ginza", "Tokyo", "JP", "Asia/Tokyo", "JPY", 1000, 300),
+    ("MIA", "Midas Miami Beach", "Miami", "US", "America/New_York", "USD", 700, 600),
 )
 
 CATALOG = (
@@ -241,28 +241,39 @@ SEASONS = (
 )
 
 REGIONS = (
-    # mobile prefixes (E.164), digits after the prefix, first names, last names
-    (("+447",), 9, ("Oliver", "Amelia", "Henry", "Charlotte", "Edward", "Isla", "Hugo", "Florence", "Rupert"),
+    # preferred location, mobile prefixes (E.164) and digits after them, first names, last names
+    ("LON", ("+447",), 9,
+     ("Oliver", "Amelia", "Henry", "Charlotte", "Edward", "Isla", "Hugo", "Florence", "Rupert"),
      ("Ashworth", "Pemberton", "Fairfax", "Whitmore", "Hargreaves", "Cavendish", "Montague", "Sinclair")),
-    (("+336", "+337"), 8, ("Louis", "Camille", "Antoine", "Chloe", "Mathieu", "Juliette", "Thibault", "Margaux"),
+    ("MCO", ("+336", "+337"), 8,
+     ("Louis", "Camille", "Antoine", "Chloe", "Mathieu", "Juliette", "Thibault", "Margaux"),
      ("Dubois", "Laurent", "Moreau", "Girard", "Rousseau", "Marchand", "Bertrand", "Delacroix")),
-    (("+97150", "+97152", "+97155"), 7, ("Khalid", "Fatima", "Omar", "Mariam", "Rashid", "Noora", "Saeed", "Aisha"),
+    ("DXB", ("+97150", "+97152", "+97155"), 7,
+     ("Khalid", "Fatima", "Omar", "Mariam", "Rashid", "Noora", "Saeed", "Aisha"),
      ("Al Mansoori", "Al Nuaimi", "Al Falasi", "Al Suwaidi", "Al Marri", "Al Hashimi", "Al Shamsi", "Al Zaabi")),
-    (("+8190", "+8180", "+8170"), 8, ("Haruto", "Yui", "Sota", "Hina", "Ren", "Sakura", "Kaito", "Aoi", "Takumi"),
+    ("TYO", ("+8190", "+8180", "+8170"), 8,
+     ("Haruto", "Yui", "Sota", "Hina", "Ren", "Sakura", "Kaito", "Aoi", "Takumi"),
      ("Tanaka", "Suzuki", "Takahashi", "Watanabe", "Yamamoto", "Nakamura", "Kobayashi", "Yoshida")),
-    (("+1305", "+1786", "+1212", "+1310"), 7, ("James", "Olivia", "William", "Ava", "Theodore", "Harper", "Scarlett"),
+    ("MIA", ("+1305", "+1786", "+1212", "+1310"), 7,
+     ("James", "Olivia", "William", "Ava", "Theodore", "Harper", "Scarlett"),
      ("Whitaker", "Carrington", "Holloway", "Sterling", "Prescott", "Langley", "Blackwell", "Hastings")),
-    (("+4176", "+4178", "+4179"), 7, ("Luca", "Lea", "Noah", "Mia", "Elias", "Lina", "Julian", "Nina"),
+    ("MCO", ("+4176", "+4178", "+4179"), 7,
+     ("Luca", "Lea", "Noah", "Mia", "Elias", "Lina", "Julian", "Nina"),
      ("Keller", "Weber", "Huber", "Meier", "Brunner", "Baumann", "Gerber", "Steiner")),
-    (("+393",), 9, ("Alessandro", "Giulia", "Lorenzo", "Francesca", "Chiara", "Riccardo", "Valentina", "Tommaso"),
+    ("MCO", ("+393",), 9,
+     ("Alessandro", "Giulia", "Lorenzo", "Francesca", "Chiara", "Riccardo", "Valentina", "Tommaso"),
      ("Rossi", "Conti", "Bianchi", "Romano", "Colombo", "Ricci", "Marino", "Greco")),
-    (("+4915", "+4916", "+4917"), 9, ("Maximilian", "Sophie", "Felix", "Emilia", "Leon", "Hannah", "Konstantin"),
+    ("LON", ("+4915", "+4916", "+4917"), 9,
+     ("Maximilian", "Sophie", "Felix", "Emilia", "Leon", "Hannah", "Konstantin"),
      ("Schmidt", "Fischer", "Wagner", "Becker", "Hoffmann", "Schulz", "von Arnim")),
-    (("+5511",), 9, ("Gabriel", "Isabela", "Rafael", "Manuela", "Thiago", "Larissa", "Bruno"),
+    ("MIA", ("+55119",), 8,
+     ("Gabriel", "Isabela", "Rafael", "Manuela", "Thiago", "Larissa", "Bruno"),
      ("Silva", "Santos", "Oliveira", "Almeida", "Carvalho", "Ribeiro", "Moraes")),
-    (("+9198", "+9199"), 8, ("Arjun", "Ananya", "Vikram", "Priya", "Rohan", "Kavya", "Aditya"),
+    ("DXB", ("+9198", "+9199"), 8,
+     ("Arjun", "Ananya", "Vikram", "Priya", "Rohan", "Kavya", "Aditya"),
      ("Mehta", "Kapoor", "Malhotra", "Oberoi", "Khanna", "Birla", "Chopra")),
 )
+CONSENT_SOURCES = ("booking form", "concierge call", "newsletter sign-up")
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 TIER_WEIGHTS = {Tier.STANDARD.value: 60, Tier.PREMIUM.value: 28, Tier.VVIP.value: 12}
 LOYALTY = {Tier.STANDARD.value: (0, 2500), Tier.PREMIUM.value: (2000, 20000), Tier.VVIP.value: (15000, 120000)}
@@ -276,7 +287,7 @@ CUSTOMER_NOTES = (
     "Referred by an existing VVIP client.",
     "Collect a passport copy before every jet charter.",
     "Prefers WhatsApp to phone calls.",
-    "Often extends at the last minute; keep a day free after his bookings where possible.",
+    "Often extends at the last minute; keep a day free after their bookings where possible.",
 )
 SPECIAL_REQUESTS = (
     "Child seat for a four-year-old", "Champagne and flowers on arrival", "Private chef for the first evening",
@@ -316,8 +327,10 @@ DISPUTES = (
 )
 STRIPE_IPS = ("3.18.12.63", "3.130.192.231", "13.235.14.237", "18.211.135.69", "54.187.174.169", "54.187.205.235")
 PAYPAL_IPS = ("173.0.81.1", "173.0.81.33", "66.211.170.66")
-NOTIFICATION_STATUSES = {NotificationStatus.SENT.value: 93, NotificationStatus.FAILED.value: 4,
-                         NotificationStatus.PENDING.value: 3}
+# Old messages were sent or gave up; the last few hours still have some waiting in the outbox.
+SETTLED_STATUSES = {NotificationStatus.SENT.value: 97, NotificationStatus.FAILED.value: 3}
+RECENT_STATUSES = {NotificationStatus.SENT.value: 50, NotificationStatus.PENDING.value: 50}
+RECENT = timedelta(hours=6)
 MESSAGES = {
     # purpose: (template, subject)
     "quote": ("booking_quote", "Your quote {ref}: {item}"),
@@ -397,6 +410,7 @@ class _Run:
     notifications: list[Notification] = field(default_factory=list)
     error_groups: list[ErrorGroup] = field(default_factory=list)
     references: set[str] = field(default_factory=set)
+    regulars: dict[Location, list[Customer]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         made = {name: len(getattr(self, name)) for name in ("items", "blackouts", "season_rules", "customers",
@@ -447,8 +461,8 @@ def _already_seeded() -> bool:
 def _add_catalog(run: _Run) -> None:
     opened = run.now - timedelta(days=730)
     run.locations = {code: Location(code=code, name=name, city=city, country=country, timezone=zone,
-                                    currency=currency, created_at=opened)
-                     for code, name, city, country, zone, currency in LOCATIONS}
+                                    currency=currency, tax_rate_bp=tax_bp, service_fee_bp=fee_bp, created_at=opened)
+                     for code, name, city, country, zone, currency, tax_bp, fee_bp in LOCATIONS}
     run.items = [_item(run, *entry) for entry in CATALOG]
     run.blackouts = _blackouts(run)
     run.season_rules = _season_rules(run)
@@ -505,16 +519,18 @@ def _add_customers(run: _Run) -> None:
 
 def _customer(run: _Run, taken: set[str]) -> Customer:
     rng = run.rng
-    prefixes, digits, firsts, lasts = rng.choice(REGIONS)
+    home, prefixes, digits, firsts, lasts = rng.choice(REGIONS)
     first, last = rng.choice(firsts), rng.choice(lasts)
-    tier = _pick(rng, TIER_WEIGHTS)
+    tier, consent = _pick(rng, TIER_WEIGHTS), rng.random() < 0.4
+    created_at = run.now - timedelta(days=rng.randint(30, 1100), minutes=rng.randint(0, 1440))
     return Customer(
         name=f"{first} {last}", email=_unique_email(rng, first, last, taken),
         phone=rng.choice(prefixes) + "".join(rng.choices(string.digits, k=digits)), tier=tier,
         notes=rng.choice(CUSTOMER_NOTES) if rng.random() < 0.25 else "",
         loyalty_points=rng.randint(*LOYALTY[tier]) // 10 * 10,
-        email_opt_in=rng.random() < 0.95, sms_opt_in=rng.random() < 0.85,
-        created_at=run.now - timedelta(days=rng.randint(30, 1100), minutes=rng.randint(0, 1440)),
+        email_opt_in=rng.random() < 0.95, sms_opt_in=rng.random() < 0.85, preferred_location=run.locations[home],
+        marketing_consent=consent, marketing_consent_at=created_at if consent else None,
+        marketing_consent_source=rng.choice(CONSENT_SOURCES) if consent else None, created_at=created_at,
     )
 
 
@@ -532,6 +548,8 @@ def _unique_email(rng: random.Random, first: str, last: str, taken: set[str]) ->
 
 def _add_bookings(run: _Run) -> None:
     run.references = set(db.session.scalars(select(Booking.reference)))
+    for customer in run.customers:
+        run.regulars.setdefault(customer.preferred_location, []).append(customer)
     blocked: dict[Item, list[Blackout]] = {}
     for blackout in run.blackouts:
         blocked.setdefault(blackout.item, []).append(blackout)
@@ -578,7 +596,9 @@ def _block(item: Item, starts_at: datetime, ends_at: datetime) -> tuple[datetime
 
 
 def _booking(run: _Run, item: Item, starts_at: datetime, ends_at: datetime) -> Booking:
-    rng, customer = run.rng, run.rng.choice(run.customers)
+    rng = run.rng
+    # Most clients book where they live; the well-travelled ones book anywhere.
+    customer = rng.choice(run.regulars[item.location] if rng.random() < 0.6 else run.customers)
     status = _status_for(run, starts_at, ends_at)
     block_starts, block_ends = _block(item, starts_at, ends_at)
     created_at = _created_at(run, starts_at, status)
@@ -650,8 +670,11 @@ def _lines(run: _Run, item: Item, customer: Customer, starts_at: datetime, ends_
         parts.append((LineKind.TIER, f"{customer.tier.upper()} courtesy ({_percent(-discount_bp)})", tier, True))
     parts.append((LineKind.INSURANCE, f"Damage waiver ({_percent(item.insurance_rate_bp)} of rental)",
                   apply_bp(rental, item.insurance_rate_bp), True))
-    parts.append((LineKind.SERVICE_FEE, f"Concierge service fee ({_percent(SERVICE_FEE_BP)})",
-                  apply_bp(rental + season + tier, SERVICE_FEE_BP), False))
+    location, subtotal = item.location, rental + season + tier
+    parts.append((LineKind.TAX, f"{TAX_NAMES[location.country]} ({_percent(location.tax_rate_bp)})",
+                  apply_bp(subtotal, location.tax_rate_bp), True))
+    parts.append((LineKind.SERVICE_FEE, f"Concierge service fee ({_percent(location.service_fee_bp)})",
+                  apply_bp(subtotal, location.service_fee_bp), False))
     return [BookingLine(position=position, kind=kind.value, description=text, amount=amount, refundable=refundable)
             for position, (kind, text, amount, refundable) in enumerate(parts)]
 
@@ -769,6 +792,8 @@ def _cancellation_refund(run: _Run, booking: Booking, payment: Payment, outcome:
     in_full = force_majeure or booking.starts_at - booking.updated_at >= timedelta(days=14)
     refundable = sum(line.amount for line in booking.lines if line.refundable)
     at = booking.updated_at + timedelta(minutes=run.rng.randint(5, 180))
+    if outcome == RefundStatus.PENDING_APPROVAL.value and at < run.now - timedelta(days=10):
+        outcome = RefundStatus.SUCCEEDED.value  # approvals do not wait for weeks
     _refund(run, payment, refundable if in_full else apply_bp(refundable, 5000), outcome, at,
             reason=booking.cancel_reason, rule=None if force_majeure else POLICY_RULES[in_full],
             override=RefundOverride.FORCE_MAJEURE if force_majeure else RefundOverride.NONE)
@@ -871,7 +896,7 @@ def _payment_events(run: _Run, payment: Payment) -> list[WebhookEvent]:
         return _deposit_events(run, payment)
     events = [_stripe_event(run, "payment_intent.succeeded", _intent(payment, "succeeded"), payment.succeeded_at,
                             payment.booking)]
-    if run.rng.random() < 0.3:
+    if run.rng.random() < 0.15:
         events.append(_stripe_event(run, "charge.succeeded", _charge_object(payment, []), payment.succeeded_at,
                                     payment.booking, EventStatus.IGNORED))
     return events
@@ -1077,7 +1102,7 @@ def _messages_for(run: _Run, booking: Booking, paid_at: datetime | None,
 def _notification(run: _Run, booking: Booking, purpose: str, channel: str, at: datetime) -> Notification:
     template, subject = MESSAGES[purpose]
     customer, email = booking.customer, channel == Channel.EMAIL.value
-    status = _pick(run.rng, NOTIFICATION_STATUSES)
+    status = _pick(run.rng, RECENT_STATUSES if at > run.now - RECENT else SETTLED_STATUSES)
     notification = Notification(
         dedupe_key=f"booking:{booking.reference}:{purpose}:{channel}", channel=channel, template=template,
         recipient=customer.email if email else customer.phone, booking=booking, customer=customer,

@@ -2,31 +2,180 @@
 
 from __future__ import annotations
 
-from flask import request
+from datetime import date
 
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+
+from midas.forms.inventory import BlackoutForm, ItemForm, StatusForm
 from midas.htmx import render
-from midas.models import Category, ItemStatus
-from midas.services import bookings, inventory
-from midas.views.guards import staff_blueprint
+from midas.models import Category, ItemStatus, Role, utcnow
+from midas.services import InvalidInput, calendar, inventory
+from midas.timeutil import to_local
+from midas.views.guards import role_required, staff_blueprint
 
 bp = staff_blueprint("inventory", __name__, url_prefix="/inventory")
 
 
+def item_filters(args: MultiDict) -> inventory.ItemFilters:
+    """The list's filters from query arguments (shared by the list, export and bulk actions)."""
+    return inventory.ItemFilters(
+        q=args.get("q", ""), category=args.get("category", ""), location_id=args.get("location", type=int),
+        status=args.get("status", ""), sort=args.get("sort", ""), page=args.get("page", 1, type=int),
+    )
+
+
 @bp.get("")
 def index():
-    filters = inventory.ItemFilters(
-        q=request.args.get("q", ""), category=request.args.get("category", ""),
-        location_id=request.args.get("location", type=int), status=request.args.get("status", ""),
-        sort=request.args.get("sort", ""), page=request.args.get("page", 1, type=int),
-    )
+    filters = item_filters(request.args)
     page, sort = inventory.list_items(filters)
     return render("inventory/index.html", "results", page=page, sort=sort, filters=filters,
                   counts=inventory.category_counts(), locations=inventory.list_locations(),
-                  categories=Category.values(), statuses=ItemStatus.values())
+                  categories=Category.values(), statuses=ItemStatus.values(), status_form=StatusForm())
 
 
 @bp.get("/<int:item_id>")
 def show(item_id: int):
+    return _item_page(item_id, BlackoutForm())
+
+
+def _item_page(item_id: int, blackout_form: BlackoutForm):
+    """The item page; an HTMX month change asks for the calendar block alone."""
     item = inventory.get_item(item_id)
-    upcoming, _ = bookings.list_bookings(bookings.BookingFilters(item_id=item.id, sort="-starts_at"))
-    return render("inventory/show.html", item=item, bookings=upcoming)
+    first = _month_arg(item)
+    return render(
+        "inventory/show.html", "calendar", item=item, month=first, prev_month=_shift(first, -1),
+        next_month=_shift(first, 1), weeks=calendar.month_grid(item, first.year, first.month),
+        upcoming=calendar.upcoming_bookings(item.id), utilization=calendar.utilization_bp(item),
+        blackout_form=blackout_form,
+    ), 422 if blackout_form.errors else 200
+
+
+def _month_arg(item) -> date:
+    try:
+        year, month = (int(part) for part in request.args.get("month", "").split("-"))
+        return date(max(2000, min(year, 2100)), max(1, min(month, 12)), 1)
+    except ValueError:
+        return to_local(utcnow(), item.location.timezone).date().replace(day=1)
+
+
+def _shift(first: date, months: int) -> str:
+    index = first.year * 12 + first.month - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def create():
+    form = _item_form()
+    if form.validate_on_submit():
+        item = _save(form, lambda data: inventory.create_item(current_user, data))
+        if item:
+            flash(f"{item.name} added to the fleet.", "success")
+            return redirect(url_for("inventory.show", item_id=item.id))
+    return render("inventory/form.html", form=form, item=None), 422 if form.errors else 200
+
+
+@bp.route("/<int:item_id>/edit", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def update(item_id: int):
+    item = inventory.get_item(item_id)
+    form = _item_form(item)
+    if form.validate_on_submit():
+        saved = _save(form, lambda data: inventory.update_item(current_user, item_id, data))
+        if saved:
+            flash(f"{saved.name} updated.", "success")
+            return redirect(url_for("inventory.show", item_id=item_id))
+    return render("inventory/form.html", form=form, item=item), 422 if form.errors else 200
+
+
+def _item_form(item=None) -> ItemForm:
+    form = ItemForm(data=_item_data(item) if item and request.method == "GET" else None)
+    form.location_id.choices = [(loc.id, f"{loc.name} ({loc.currency})") for loc in inventory.list_locations()]
+    return form
+
+
+def _item_data(item) -> dict:
+    from midas.money import exponent
+
+    def major(amount: int) -> str:
+        digits = exponent(item.currency)
+        return f"{amount // 10**digits}.{amount % 10**digits:0{digits}d}" if digits else str(amount)
+
+    fields = ("name", "category", "location_id", "insurance_rate_bp", "buffer_before_hours", "buffer_after_hours",
+              "min_days", "status", "description")
+    return {**{name: getattr(item, name) for name in fields}, **item.specs,
+            "daily_rate": major(item.daily_rate), "security_deposit": major(item.security_deposit)}
+
+
+def _save(form: ItemForm, action):
+    data = inventory.ItemInput(
+        name=form.name.data, category=form.category.data, location_id=form.location_id.data,
+        daily_rate=form.daily_rate.data, security_deposit=form.security_deposit.data,
+        insurance_rate_bp=form.insurance_rate_bp.data, buffer_before_hours=form.buffer_before_hours.data,
+        buffer_after_hours=form.buffer_after_hours.data, min_days=form.min_days.data, status=form.status.data,
+        description=form.description.data or "", specs=form.specs(),
+    )
+    try:
+        return action(data)
+    except InvalidInput as exc:
+        form[exc.field or "name"].errors.append(str(exc))
+        return None
+
+
+@bp.post("/<int:item_id>/status")
+@role_required(Role.ADMIN)
+def change_status(item_id: int):
+    form = StatusForm()
+    if form.validate_on_submit():
+        item = inventory.set_status(current_user, item_id, form.status.data)
+    else:
+        item = inventory.get_item(item_id)
+    if request.htmx:
+        return render("inventory/_item_row.html", item=item, status_form=StatusForm())
+    flash(f"{item.name} is now {item.status}.", "success")
+    return redirect(url_for("inventory.show", item_id=item_id))
+
+
+@bp.post("/<int:item_id>/blackouts")
+@role_required(Role.ADMIN)
+def add_blackout(item_id: int):
+    form = BlackoutForm()
+    if form.validate_on_submit():
+        try:
+            inventory.add_blackout(current_user, item_id, form.starts_at.data, form.ends_at.data, form.reason.data)
+        except InvalidInput as exc:
+            form[exc.field or "reason"].errors.append(str(exc))
+        else:
+            flash("Blackout added.", "success")
+            return redirect(url_for("inventory.show", item_id=item_id))
+    return _item_page(item_id, form)
+
+
+@bp.route("/blackouts/<int:blackout_id>/edit", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def edit_blackout(blackout_id: int):
+    blackout = inventory.get_blackout(blackout_id)
+    tz = blackout.item.location.timezone
+    form = BlackoutForm(data=None if request.method == "POST" else {
+        "starts_at": to_local(blackout.starts_at, tz).replace(tzinfo=None),
+        "ends_at": to_local(blackout.ends_at, tz).replace(tzinfo=None), "reason": blackout.reason})
+    if form.validate_on_submit():
+        try:
+            inventory.update_blackout(current_user, blackout_id, form.starts_at.data, form.ends_at.data,
+                                      form.reason.data)
+        except InvalidInput as exc:
+            form[exc.field or "reason"].errors.append(str(exc))
+        else:
+            flash("Blackout changed.", "success")
+            return redirect(url_for("inventory.show", item_id=blackout.item_id))
+    return render("inventory/blackout.html", form=form, blackout=blackout), 422 if form.errors else 200
+
+
+@bp.post("/blackouts/<int:blackout_id>/delete")
+@role_required(Role.ADMIN)
+def remove_blackout(blackout_id: int):
+    item = inventory.remove_blackout(current_user, blackout_id)
+    flash("Blackout removed.", "success")
+    return redirect(url_for("inventory.show", item_id=item.id))

@@ -28,7 +28,7 @@ class PageProblems:
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
-            self.console_errors.append(f"{message.text} ({message.location.get('url')})")
+            self.console_errors.append(f"{message.text} ({message.location.get('url') or ''})")
 
     def _response(self, response: Response) -> None:
         if response.status >= 500:
@@ -60,7 +60,6 @@ def test_staff_signs_in_follows_navigation_and_signs_out(page: Page, live_server
     expect(page.locator(".flash")).to_have_text("Welcome back, Olivia Owner.")
     expect(page.locator("h1")).to_have_text("Good day, Olivia")
     expect(page.locator("#tiles .tile").first).to_be_visible()
-    assert page.locator("#tiles .tile").count() >= 4
 
     nav_links = page.locator("header nav .nav-areas a")
     labels = nav_links.all_inner_texts()
