@@ -55,12 +55,14 @@ from midas.services import audit
 from midas.services.auth import hash_password
 
 DEMO_PASSWORD = "midas-demo-password"
-# (email, name, role) of the demo staff, all signing in with DEMO_PASSWORD.
+# (email, role) of the demo staff, all signing in with DEMO_PASSWORD.
 DEMO_LOGINS = (
-    ("owner@midas.test", "Olivia Owner", Role.OWNER.value),
-    ("admin@midas.test", "Adrian Admin", Role.ADMIN.value),
-    ("concierge@midas.test", "Chloe Concierge", Role.CONCIERGE.value),
+    ("owner@midas.test", Role.OWNER.value),
+    ("admin@midas.test", Role.ADMIN.value),
+    ("concierge@midas.test", Role.CONCIERGE.value),
 )
+DEMO_NAMES = {"owner@midas.test": "Olivia Owner", "admin@midas.test": "Adrian Admin",
+              "concierge@midas.test": "Chloe Concierge"}
 SEED = 2026
 PAST_DAYS, FUTURE_DAYS = 120, 90
 CUSTOMERS = 220
@@ -422,13 +424,13 @@ class _Run:
 
 
 def seed_demo(now: datetime | None = None) -> dict[str, int]:
-    """Create the demo business and its staff logins once; a later run creates nothing and returns zeros."""
+    """Create the demo business and its staff logins once; a later run creates nothing and returns {}."""
     now = (now or utcnow()).astimezone(UTC).replace(microsecond=0)
     staff, created_staff = _ensure_staff(now)
     db.session.flush()
     if _already_seeded():
         db.session.commit()
-        return {"staff": created_staff} | dict.fromkeys(COUNTED, 0)
+        return {"staff": created_staff} if created_staff else {}
     run = _Run(random.Random(SEED), now, staff)
     for step in (_add_catalog, _add_customers, _add_bookings, _add_disputes, _add_webhook_events,
                  _add_notifications, _add_errors):
@@ -436,19 +438,20 @@ def seed_demo(now: datetime | None = None) -> dict[str, int]:
         db.session.flush()
     made = run.counts()
     counts = {"staff": created_staff} | {name: made[name] for name in COUNTED}
-    audit.record("demo.seeded", "system", actor_label="system", after=counts)
+    audit.record("demo.seeded", "demo", actor_label="system", after=counts)
     db.session.commit()
     return counts
 
 
 def _ensure_staff(now: datetime) -> tuple[dict[str, StaffUser], int]:
-    emails = [email for email, _, _ in DEMO_LOGINS]
+    emails = [email for email, _ in DEMO_LOGINS]
     found = {user.email: user for user in db.session.scalars(select(StaffUser).where(StaffUser.email.in_(emails)))}
-    missing = [StaffUser(email=email, name=name, role=role, password_hash=hash_password(DEMO_PASSWORD), created_at=now)
-               for email, name, role in DEMO_LOGINS if email not in found]
+    missing = [StaffUser(email=email, name=DEMO_NAMES[email], role=role, password_hash=hash_password(DEMO_PASSWORD),
+                         created_at=now)
+               for email, role in DEMO_LOGINS if email not in found]
     db.session.add_all(missing)
     users = found | {user.email: user for user in missing}
-    return {role: users[email] for email, _, role in DEMO_LOGINS}, len(missing)
+    return {role: users[email] for email, role in DEMO_LOGINS}, len(missing)
 
 
 def _already_seeded() -> bool:
@@ -784,7 +787,9 @@ def _provider_ref(rng: random.Random, provider: str) -> str | None:
 
 
 def _method(rng: random.Random, provider: str) -> str:
-    return {Provider.STRIPE.value: _pick(rng, CARD_BRANDS), Provider.PAYPAL.value: "paypal"}.get(provider, "wire")
+    if provider == Provider.STRIPE.value:
+        return _pick(rng, CARD_BRANDS)
+    return "paypal" if provider == Provider.PAYPAL.value else "wire"
 
 
 def _cancellation_refund(run: _Run, booking: Booking, payment: Payment, outcome: str) -> None:
