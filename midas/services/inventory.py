@@ -151,7 +151,7 @@ def add_blackout(actor: StaffUser, item_id: int, local_start: datetime, local_en
     """Take an item out of service for a period typed in its location's local time."""
     require_role(actor, Role.ADMIN)
     item = get_item(item_id)
-    blackout = Blackout(item=item, created_by_id=actor.id)
+    blackout = Blackout(item_id=item.id, created_by_id=actor.id)
     _place_blackout(blackout, item, local_start, local_end, reason)
     db.session.add(blackout)
     db.session.flush()
