@@ -44,3 +44,11 @@ def apply_bp(amount: int, basis_points: int) -> int:
     numerator = abs(amount) * basis_points
     rounded = (numerator + 5000) // 10000
     return -rounded if amount < 0 else rounded
+
+
+def round_to_charge_unit(amount: int, currency: str) -> int:
+    """Round half-up (away from zero) to what Stripe can charge: three-decimal amounts must end in 0."""
+    if exponent(currency) != 3:
+        return amount
+    rounded = (abs(amount) + 5) // 10 * 10
+    return -rounded if amount < 0 else rounded

@@ -19,7 +19,8 @@ class LocationForm(FlaskForm):
     country = StringField("Country (ISO code)", validators=[DataRequired(), Length(min=2, max=2)])
     timezone = StringField("Time zone", validators=[DataRequired(), Length(max=64)])
     currency = SelectField("Currency", choices=choices(list(CURRENCIES)))
-    tax_rate_bp = IntegerField("Tax rate (basis points)", default=0, validators=[InputRequired(), NumberRange(0, 10000)])
+    tax_rate_bp = IntegerField("Tax rate (basis points)", default=0,
+                               validators=[InputRequired(), NumberRange(0, 10000)])
     service_fee_bp = IntegerField("Service fee (basis points)", default=0,
                                   validators=[InputRequired(), NumberRange(0, 10000)])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import joinedload
 
 from midas.extensions import db
@@ -13,7 +13,7 @@ from midas.models import Blackout, Booking, Category, Item, ItemStatus, Location
 from midas.money import parse_major
 from midas.services import InvalidInput, NotFound, audit
 from midas.services.auth import require_role
-from midas.services.listing import Page, like, order_by, paginate
+from midas.services.listing import Page, matches, order_by, paginate
 from midas.timeutil import localize
 
 ITEM_FIELDS = ["name", "category", "location_id", "currency", "daily_rate", "security_deposit", "insurance_rate_bp",
@@ -34,17 +34,28 @@ class ItemFilters:
 
 
 def list_items(filters: ItemFilters) -> tuple[Page, str]:
-    stmt = select(Item).options(joinedload(Item.location))
+    """One page of the fleet under the filters, with each item's location loaded."""
+    stmt = item_query(filters).options(joinedload(Item.location))
+    return paginate(stmt, filters.page), _sort_key(filters.sort)
+
+
+def item_query(filters: ItemFilters) -> Select:
+    """Every item matching the filters, in the list's order (the list, the export and bulk changes share it)."""
+    stmt = select(Item)
     if filters.q:
-        stmt = stmt.where(Item.name.ilike(like(filters.q)))
+        stmt = stmt.where(matches(filters.q, Item.name))
     if filters.category in Category.values():
         stmt = stmt.where(Item.category == filters.category)
     if filters.location_id:
         stmt = stmt.where(Item.location_id == filters.location_id)
     if filters.status in ItemStatus.values():
         stmt = stmt.where(Item.status == filters.status)
-    stmt, sort = order_by(stmt, filters.sort, SORTS, "name", Item.id)
-    return paginate(stmt, filters.page), sort
+    stmt, _ = order_by(stmt, filters.sort, SORTS, "name", Item.id)
+    return stmt
+
+
+def _sort_key(sort: str) -> str:
+    return sort if sort and sort.lstrip("-") in SORTS else "name"
 
 
 def category_counts() -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from midas.extensions import db
 
@@ -59,6 +59,12 @@ def order_by(
 
 
 def like(text: str) -> str:
-    """A LIKE pattern for a search box, with the user's wildcards escaped."""
+    """A LIKE pattern for a search box, with the user's wildcards escaped (backslash is the escape)."""
     escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def matches(text: str, *columns: Any) -> ColumnElement[bool]:
+    """Case-insensitive "contains" over any of the columns, the user's % and _ taken literally."""
+    pattern = like(text)
+    return or_(*(column.ilike(pattern, escape="\\") for column in columns))

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from midas.models import Channel, Notification, NotificationStatus
-from midas.services.listing import Page, like, paginate
+from midas.services.listing import Page, matches, paginate
 
 
 def list_notifications(q: str, channel: str, status: str, page: int) -> Page:
     stmt = select(Notification)
     if q:
-        pattern = like(q)
-        stmt = stmt.where(or_(Notification.recipient.ilike(pattern), Notification.template.ilike(pattern),
-                              Notification.dedupe_key.ilike(pattern)))
+        stmt = stmt.where(matches(q, Notification.recipient, Notification.template, Notification.dedupe_key))
     if channel in Channel.values():
         stmt = stmt.where(Notification.channel == channel)
     if status in NotificationStatus.values():

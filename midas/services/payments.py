@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from midas.extensions import db
 from midas.models import Booking, Dispute, Payment, PaymentStatus, Provider
 from midas.services import NotFound
 from midas.services.dashboard import OPEN_DISPUTES
-from midas.services.listing import Page, like, order_by, paginate
+from midas.services.listing import Page, matches, order_by, paginate
 
 SORTS = {"created_at": Payment.created_at, "amount": Payment.amount, "status": Payment.status}
 
@@ -28,8 +28,7 @@ class PaymentFilters:
 def list_payments(filters: PaymentFilters) -> tuple[Page, str]:
     stmt = select(Payment).join(Payment.booking).options(joinedload(Payment.booking))
     if filters.q:
-        pattern = like(filters.q)
-        stmt = stmt.where(or_(Booking.reference.ilike(pattern), Payment.provider_ref.ilike(pattern)))
+        stmt = stmt.where(matches(filters.q, Booking.reference, Payment.provider_ref))
     if filters.status in PaymentStatus.values():
         stmt = stmt.where(Payment.status == filters.status)
     if filters.provider in Provider.values():

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import flash, redirect, request, url_for
+from flask import Response, flash, redirect, request, stream_with_context, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
+from wtforms.fields.choices import SelectChoice
 
 from midas.forms.inventory import BlackoutForm, ItemForm, StatusForm
+from midas.forms.inventory_bulk import BulkForm, ImportForm
 from midas.htmx import render
 from midas.models import Category, ItemStatus, Role, utcnow
-from midas.services import InvalidInput, calendar, inventory
+from midas.services import InvalidInput, calendar, inventory, inventory_bulk
 from midas.timeutil import to_local
 from midas.views.guards import role_required, staff_blueprint
 
@@ -92,7 +94,8 @@ def update(item_id: int):
 
 def _item_form(item=None) -> ItemForm:
     form = ItemForm(data=_item_data(item) if item and request.method == "GET" else None)
-    form.location_id.choices = [(loc.id, f"{loc.name} ({loc.currency})") for loc in inventory.list_locations()]
+    form.location_id.choices = [SelectChoice(loc.id, f"{loc.name} ({loc.currency})")
+                                for loc in inventory.list_locations()]
     return form
 
 
@@ -179,3 +182,71 @@ def remove_blackout(blackout_id: int):
     item = inventory.remove_blackout(current_user, blackout_id)
     flash("Blackout removed.", "success")
     return redirect(url_for("inventory.show", item_id=item.id))
+
+
+# Bulk operations: CSV export and import, price and status changes over the filtered list.
+
+
+@bp.get("/export.csv")
+def export():
+    rows = inventory_bulk.export_csv(item_filters(request.args))
+    return _csv_download(stream_with_context(rows), inventory_bulk.export_filename())
+
+
+@bp.get("/import/template.csv")
+@role_required(inventory_bulk.MINIMUM_ROLE)
+def import_template():
+    return _csv_download(inventory_bulk.template_csv(), "midas-inventory-template.csv")
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@role_required(inventory_bulk.MINIMUM_ROLE)
+def import_items():
+    form = ImportForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            result = inventory_bulk.import_items(current_user, form.file.data.read(), form.token.data)
+        except inventory_bulk.ImportRejected as exc:
+            errors = exc.errors
+        except inventory_bulk.AlreadyApplied as exc:
+            flash(str(exc), "info")
+            return redirect(url_for("inventory.index"))
+        else:
+            flash(result.message, "success")
+            return redirect(url_for("inventory.index"))
+    return render("inventory/import.html", form=form, errors=errors), 422 if errors or form.errors else 200
+
+
+@bp.post("/bulk")
+@role_required(inventory_bulk.MINIMUM_ROLE)
+def bulk():
+    """Bulk price or status change: the first post shows what would change, the confirmed one applies it."""
+    form, plan = BulkForm(), None
+    if form.validate_on_submit():
+        try:
+            if form.confirmed:
+                return _apply_bulk(form)
+            plan = inventory_bulk.plan_bulk_change(current_user, form.filters(), form.change())
+        except InvalidInput as exc:
+            form[exc.field or "action"].errors.append(str(exc))
+    status = 422 if form.errors else 200
+    return render("inventory/_bulk_confirm.html", form=form, plan=plan, filters=form.filters()), status
+
+
+def _apply_bulk(form: BulkForm):
+    filters = form.filters()
+    try:
+        plan = inventory_bulk.apply_bulk_change(current_user, filters, form.change(), form.token.data,
+                                                form.expected.data)
+        flash(f"{plan.summary}: {plan.count} item{'s' if plan.count != 1 else ''} changed.", "success")
+    except inventory_bulk.AlreadyApplied as exc:
+        flash(str(exc), "info")
+    return redirect(url_for("inventory.index", q=filters.q or None, category=filters.category or None,
+                            location=filters.location_id, status=filters.status or None))
+
+
+def _csv_download(body, filename: str) -> Response:
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
