@@ -57,10 +57,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from midas.views import STAFF_BLUEPRINTS, auth, ops
+    from midas.views import STAFF_BLUEPRINTS, auth, checkout, ops
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(checkout.bp)
     for blueprint in STAFF_BLUEPRINTS:
         app.register_blueprint(blueprint)
 

@@ -1,13 +1,17 @@
-"""Bookings area."""
+"""Bookings area: the list, a booking's page and its lifecycle, and the new-booking flow."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
+from midas.forms.bookings import CancelForm, NewBookingForm, ReturnForm, TransitionForm
 from midas.htmx import render
-from midas.models import BookingStatus
-from midas.services import bookings
-from midas.views.guards import staff_blueprint
+from midas.models import BookingStatus, Role, utcnow
+from midas.services import DomainError, InvalidInput, booking_states, bookings, new_booking, timeline
+from midas.timeutil import localize, to_local
+from midas.views.guards import role_required, staff_blueprint
 
 bp = staff_blueprint("bookings", __name__, url_prefix="/bookings")
 
@@ -23,6 +27,110 @@ def index():
                   statuses=BookingStatus.values())
 
 
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    form = _new_booking_form()
+    if form.validate_on_submit():
+        try:
+            booking = new_booking.create_from_form(current_user, _draft(form), form.status.data)
+        except DomainError as exc:
+            form.item_id.errors.append(str(exc))
+        else:
+            flash(f"Booking {booking.reference} created.", "success")
+            return redirect(url_for("bookings.show", reference=booking.reference))
+    options = new_booking.options(_draft(form))
+    return render("bookings/new.html", "options", form=form, options=options), 422 if form.errors else 200
+
+
+@bp.get("/new/customers")
+def customer_choices():
+    matches = new_booking.find_customers(request.args.get("customer_q", ""))
+    return render("bookings/_customer_choices.html", customers=matches, chosen=None)
+
+
+def _new_booking_form() -> NewBookingForm:
+    form = NewBookingForm(formdata=request.form if request.method == "POST" else request.args or None)
+    form.location_id.choices = [SelectChoice(loc.id, f"{loc.name} ({loc.currency})")
+                                for loc in new_booking.locations()]
+    return form
+
+
+def _draft(form: NewBookingForm) -> new_booking.Draft:
+    return new_booking.Draft(
+        customer_id=form.customer_id.data, location_id=form.location_id.data, category=form.category.data or None,
+        local_start=form.starts_at.data, local_end=form.ends_at.data, item_id=form.item_id.data,
+        notes=form.notes.data or "", special_requests=form.special_requests.data or "",
+    )
+
+
 @bp.get("/<reference>")
 def show(reference: str):
-    return render("bookings/show.html", booking=bookings.get_booking(reference))
+    booking = bookings.get_booking(reference)
+    return render("bookings/show.html", booking=booking, timeline=timeline.for_booking(booking),
+                  next_states={s.value for s in booking_states.allowed_next(booking)},
+                  checkout_url=url_for("checkout.show", token=booking.checkout_token, _external=True),
+                  cancel_form=CancelForm(), return_form=_return_form(booking), transition_form=TransitionForm())
+
+
+def _return_form(booking) -> ReturnForm:
+    local_now = to_local(utcnow(), booking.item.location.timezone)
+    return ReturnForm(data={"returned_at": local_now.replace(tzinfo=None, second=0, microsecond=0)})
+
+
+def _after(action_message: str, reference: str):
+    flash(action_message, "success")
+    return redirect(url_for("bookings.show", reference=reference))
+
+
+@bp.post("/<reference>/send-for-payment")
+def send_for_payment(reference: str):
+    _require_valid(TransitionForm())
+    booking = booking_states.send_for_payment(current_user, reference)
+    return _after(f"{booking.reference} is held for the customer until payment.", booking.reference)
+
+
+@bp.post("/<reference>/confirm")
+@role_required(Role.ADMIN)
+def confirm(reference: str):
+    _require_valid(TransitionForm())
+    booking = booking_states.confirm(current_user, reference, reason="confirmed on account by staff")
+    return _after(f"{booking.reference} is confirmed.", booking.reference)
+
+
+@bp.post("/<reference>/hand-over")
+def hand_over(reference: str):
+    _require_valid(TransitionForm())
+    booking = booking_states.hand_over(current_user, reference)
+    return _after(f"{booking.reference} handed over.", booking.reference)
+
+
+@bp.post("/<reference>/return")
+def record_return(reference: str):
+    form = ReturnForm()
+    _require_valid(form)
+    booking = bookings.get_booking(reference)
+    returned_at = localize(form.returned_at.data, booking.item.location.timezone)
+    booking = booking_states.complete(current_user, reference, returned_at)
+    return _after(f"{booking.reference} returned and completed.", booking.reference)
+
+
+@bp.post("/<reference>/no-show")
+def no_show(reference: str):
+    _require_valid(TransitionForm())
+    booking = booking_states.mark_no_show(current_user, reference)
+    return _after(f"{booking.reference} marked as a no-show.", booking.reference)
+
+
+@bp.post("/<reference>/cancel")
+def cancel(reference: str):
+    form = CancelForm()
+    _require_valid(form)
+    booking = booking_states.cancel(current_user, reference, form.reason.data)
+    return _after(f"{booking.reference} cancelled.", booking.reference)
+
+
+def _require_valid(form) -> None:
+    """Action forms carry little besides the CSRF token; a bad one is refused with its reason (422)."""
+    if not form.validate_on_submit():
+        errors = [error for field_errors in form.errors.values() for error in field_errors]
+        raise InvalidInput(" ".join(errors) or "The form was incomplete; please try again.")
