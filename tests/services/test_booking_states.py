@@ -133,7 +133,8 @@ def test_early_return_frees_the_rest_of_the_slot(staff):
 
 def test_late_return_adds_a_capped_late_fee_line(staff):
     booking = reach(staff, S.IN_PROGRESS)  # a car: 15% of the daily rate per started hour, 30 minutes' grace
-    done = booking_states.complete(staff, booking.reference, returned_at=booking.ends_at + timedelta(hours=2, minutes=31))
+    late = booking.ends_at + timedelta(hours=2, minutes=31)
+    done = booking_states.complete(staff, booking.reference, returned_at=late)
     fee_line = done.lines[-1]
     assert fee_line.kind == "late_fee" and fee_line.amount == 180000 * 1500 * 3 // 10000
     assert done.total_amount == sum(line.amount for line in done.lines)
