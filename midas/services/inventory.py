@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import joinedload
@@ -218,3 +218,33 @@ def _place_blackout(blackout: Blackout, item: Item, local_start: datetime, local
 
 def _blackout_facts(blackout: Blackout) -> dict:
     return {"starts_at": blackout.starts_at, "ends_at": blackout.ends_at, "reason": blackout.reason}
+
+
+@dataclass
+class AvailabilitySearch:
+    category: str = ""
+    location_id: int | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+
+@dataclass
+class AvailabilityResult:
+    items: list[Item] = field(default_factory=list)
+    problem: str | None = None
+    searched: bool = False
+
+
+def search_available(search: AvailabilitySearch) -> AvailabilityResult:
+    """Items free over the local dates at one location (day boundaries in its zone), or why none can be shown."""
+    from midas.services import DomainError, availability
+
+    location = db.session.get(Location, search.location_id) if search.location_id else None
+    if not (location and search.starts_on and search.ends_on):
+        return AvailabilityResult()
+    try:
+        starts_at, ends_at = availability.local_period(location.timezone, search.starts_on, search.ends_on)
+        items = availability.available_items(search.category or None, location.id, starts_at, ends_at)
+    except DomainError as exc:
+        return AvailabilityResult(problem=str(exc), searched=True)
+    return AvailabilityResult(items=items, searched=True)

@@ -37,6 +37,25 @@ def index():
                   categories=Category.values(), statuses=ItemStatus.values(), status_form=StatusForm())
 
 
+@bp.get("/available")
+def available():
+    """Free items for a category, location and local dates (hand-over at 10:00 at the location)."""
+    search = inventory.AvailabilitySearch(
+        category=request.args.get("category", ""), location_id=request.args.get("location", type=int),
+        starts_on=_date_arg("starts_on"), ends_on=_date_arg("ends_on"),
+    )
+    result = inventory.search_available(search)
+    return render("inventory/available.html", "results", search=search, result=result,
+                  locations=inventory.list_locations(), categories=Category.values())
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
 @bp.get("/<int:item_id>")
 def show(item_id: int):
     return _item_page(item_id, BlackoutForm())

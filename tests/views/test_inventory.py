@@ -160,3 +160,18 @@ def test_blackout_is_changed_and_removed(login_as):
     assert db.session.query(Blackout).count() == 0
     actions = [e.action for e in db.session.query(AuditEntry).order_by(AuditEntry.id)]
     assert actions[-3:] == ["blackout.added", "blackout.changed", "blackout.removed"]
+
+
+def test_availability_search_lists_only_items_free_for_the_local_dates(login_as):
+    loc = factories.location()
+    free, busy = factories.item(loc, name="Aston Martin DBS"), factories.item(loc, name="Bentley Bacalar")
+    factories.item(loc, name="Retired Rolls", status="retired")
+    factories.booking(busy, starts_at=datetime(2031, 5, 3, 9, tzinfo=UTC), days=2)
+    page = login_as("concierge").page(f"/inventory/available?location={loc.id}&starts_on=2031-05-01&ends_on=2031-05-04")
+    assert [a.get_text() for a in page.select("#results tbody a")] == [free.name]
+
+
+def test_availability_search_explains_backwards_dates(login_as):
+    loc = factories.location()
+    page = login_as("concierge").page(f"/inventory/available?location={loc.id}&starts_on=2031-05-04&ends_on=2031-05-01")
+    assert "end date must be after" in page.select_one(".field-error").get_text()
