@@ -5,48 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Page, expect
 
 from midas.extensions import db
 from midas.models import Customer
-from tests.conftest import PASSWORD, make_staff
+from tests.browser.helpers import PageProblems, sign_in
+from tests.conftest import make_staff
 
 pytestmark = pytest.mark.browser
-
-
-class PageProblems:
-    """What went wrong while the page was used: console errors (CSP violations among them),
-    uncaught JavaScript exceptions, and server errors."""
-
-    def __init__(self, page: Page) -> None:
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.server_errors: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        page.on("response", self._response)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(f"{message.text} ({message.location.get('url') or ''})")
-
-    def _response(self, response: Response) -> None:
-        if response.status >= 500:
-            self.server_errors.append(f"{response.status} {response.request.method} {response.url}")
-
-    def assert_none(self) -> None:
-        assert self.console_errors == [], self.console_errors
-        assert self.page_errors == [], self.page_errors
-        assert self.server_errors == [], self.server_errors
-
-
-def sign_in(page: Page, email: str) -> None:
-    """Sign in the way a keyboard user does: type both fields and press Enter."""
-    page.goto("/login")
-    page.locator("input[name=email]").fill(email)
-    password = page.locator("input[name=password]")
-    password.fill(PASSWORD)
-    password.press("Enter")
 
 
 def test_staff_signs_in_follows_navigation_and_signs_out(page: Page, live_server: str):
