@@ -7,7 +7,7 @@ import sqlite3
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 _registered = False
 
@@ -42,12 +42,14 @@ def _sqlite_begin(connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def begin_write(session: Session) -> None:
+def begin_write(session: Session | scoped_session) -> None:
     """Start the session's transaction as a serialized writer.
 
     On SQLite the availability check and the insert must share one write lock taken up front
     (BEGIN IMMEDIATE); PostgreSQL relies on row locks and its exclusion constraint instead.
     """
+    if isinstance(session, scoped_session):
+        session = session()
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("begin_write() must come before any change in the unit of work")
     if session.in_transaction():

@@ -88,8 +88,8 @@ def available_items(category: str | None, location_id: int | None, starts_at: da
     if not befores:
         return []
     # Date arithmetic in SQL differs between SQLite and PostgreSQL, so each item's window is worked out
-    # here, exactly, for each distinct buffer value (a handful) and picked per item with CASE: one query,
-    # the same SQL on both backends, and the bounds stay plain parameters the item/period indexes can use.
+    # here, exactly, for each distinct buffer value (a handful, read just above) and picked per item with
+    # CASE: one availability query, the same SQL on both backends, and bounds the item/period indexes can use.
     window_start = case({b: _at(starts_at - timedelta(hours=b)) for b in befores}, value=Item.buffer_before_hours)
     window_end = case({a: _at(ends_at + timedelta(hours=a)) for a in afters}, value=Item.buffer_after_hours)
     busy = select(Booking.id).where(

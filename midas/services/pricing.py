@@ -38,11 +38,6 @@ from midas.money import apply_bp, exponent, format_money, round_to_charge_unit
 from midas.services import DomainError, NotFound
 from midas.services.settings import DEFAULT_TIER_MULTIPLIERS, get_tier_multipliers
 
-__all__ = [
-    "DEFAULT_TIER_MULTIPLIERS", "ItemTerms", "LocationTerms", "PriceLine", "PricingError", "Quote", "SeasonTerms",
-    "quote_for_item", "quote_price", "rental_days",
-]
-
 LIST_PRICE_BP = 10000
 DAY = timedelta(days=1)
 

@@ -319,7 +319,7 @@ attempts = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(attempts=attempts)
 def test_no_two_blocking_bookings_of_an_item_ever_overlap(fleet, attempts):
     """Random attempts (some later cancelled) succeed exactly when a model calendar says the slot is free."""
