@@ -40,3 +40,13 @@ class TransitionForm(FlaskForm):
     """A bare confirmation: the CSRF token is the payload."""
 
     note = HiddenField()
+
+
+class ChangeForm(FlaskForm):
+    item_id = SelectField("Item", coerce=int)
+    starts_at = DateTimeLocalField("Pick-up", format=LOCAL, validators=[DataRequired()])
+    ends_at = DateTimeLocalField("Return", format=LOCAL, validators=[DataRequired()])
+
+
+class ReassignForm(FlaskForm):
+    concierge_id = SelectField("Concierge", coerce=int)

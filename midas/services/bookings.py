@@ -94,7 +94,7 @@ def create_booking(
         db.session.rollback()
         if NO_OVERLAP_CONSTRAINT not in str(exc.orig):
             raise
-        raise _lost_race(item_id, starts_at, ends_at) from exc
+        raise lost_race(item_id, starts_at, ends_at) from exc
     except BaseException:
         db.session.rollback()  # releases the write lock (SQLite) or the item's row lock (PostgreSQL) at once
         raise
@@ -103,7 +103,7 @@ def create_booking(
 
 def _add_booking(actor: StaffUser, customer_id: int, item_id: int, starts_at: datetime, ends_at: datetime,
                  **fields) -> Booking:
-    item = _bookable_item(item_id)
+    item = lock_bookable_item(item_id)
     customer = _bookable_customer(customer_id)
     block_start, block_end = availability.block_range(item, starts_at, ends_at)
     quote = pricing.quote_for_item(item.id, starts_at, ends_at, customer.tier)
@@ -112,17 +112,21 @@ def _add_booking(actor: StaffUser, customer_id: int, item_id: int, starts_at: da
         reference=_new_reference(), checkout_token=secrets.token_urlsafe(32), customer=customer, item=item,
         concierge=actor, starts_at=starts_at, ends_at=ends_at, block_starts_at=block_start,
         block_ends_at=block_end, currency=quote.currency, total_amount=quote.total, deposit_amount=quote.deposit,
-        lines=[BookingLine(position=position, kind=line.kind.value, description=line.description[:240],
-                           amount=line.amount, refundable=line.refundable)
-               for position, line in enumerate(quote.lines)],
-        **fields,
+        lines=lines_from(quote), **fields,
     )
     db.session.add(booking)
     db.session.flush()
     return booking
 
 
-def _bookable_item(item_id: int) -> Item:
+def lines_from(quote: pricing.Quote) -> list[BookingLine]:
+    """A quote's lines as the booking's price lines, in order."""
+    return [BookingLine(position=position, kind=line.kind.value, description=line.description[:240],
+                        amount=line.amount, refundable=line.refundable)
+            for position, line in enumerate(quote.lines)]
+
+
+def lock_bookable_item(item_id: int) -> Item:
     # PostgreSQL: bookings of one item queue on its row; SQLite renders no FOR UPDATE (BEGIN IMMEDIATE serializes).
     item = db.session.scalar(
         select(Item).where(Item.id == item_id).with_for_update().execution_options(populate_existing=True)
@@ -151,7 +155,7 @@ def _new_reference() -> str:
     raise RuntimeError("No unused booking reference after 10 tries")
 
 
-def _lost_race(item_id: int, starts_at: datetime, ends_at: datetime) -> availability.BookingConflict:
+def lost_race(item_id: int, starts_at: datetime, ends_at: datetime) -> availability.BookingConflict:
     """The exclusion constraint caught an overlap our check could not see yet: name the winner."""
     item = db.session.get(Item, item_id)
     block_start, block_end = availability.block_range(item, starts_at, ends_at)

@@ -63,6 +63,12 @@ def category_counts() -> dict[str, int]:
     return {category: count for category, count in rows}
 
 
+def bookable_items(location_id: int) -> list[Item]:
+    """Active items at a location, by name (what a booking may move to)."""
+    return list(db.session.scalars(select(Item).where(Item.location_id == location_id,
+                                                      Item.status == ItemStatus.ACTIVE.value).order_by(Item.name)))
+
+
 def list_locations() -> list[Location]:
     return list(db.session.scalars(select(Location).order_by(Location.name)))
 

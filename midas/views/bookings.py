@@ -6,10 +6,20 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from midas.forms.bookings import CancelForm, NewBookingForm, ReturnForm, TransitionForm
+from midas.forms.bookings import CancelForm, ChangeForm, NewBookingForm, ReassignForm, ReturnForm, TransitionForm
 from midas.htmx import render
 from midas.models import BookingStatus, Role, utcnow
-from midas.services import DomainError, InvalidInput, booking_states, bookings, new_booking, timeline
+from midas.services import (
+    DomainError,
+    InvalidInput,
+    auth,
+    booking_changes,
+    booking_states,
+    bookings,
+    inventory,
+    new_booking,
+    timeline,
+)
 from midas.timeutil import localize, to_local
 from midas.views.guards import role_required, staff_blueprint
 
@@ -69,7 +79,69 @@ def show(reference: str):
     return render("bookings/show.html", booking=booking, timeline=timeline.for_booking(booking),
                   next_states={s.value for s in booking_states.allowed_next(booking)},
                   checkout_url=url_for("checkout.show", token=booking.checkout_token, _external=True),
-                  cancel_form=CancelForm(), return_form=_return_form(booking), transition_form=TransitionForm())
+                  cancel_form=CancelForm(), return_form=_return_form(booking), transition_form=TransitionForm(),
+                  reassign_form=_reassign_form(booking))
+
+
+def _reassign_form(booking) -> ReassignForm:
+    form = ReassignForm(data={"concierge_id": booking.concierge_id})
+    form.concierge_id.choices = [SelectChoice(user.id, user.name) for user in auth.list_staff() if user.is_active]
+    return form
+
+
+@bp.route("/<reference>/change", methods=["GET", "POST"])
+def change(reference: str):
+    """New dates or another item: a live preview of the new price, then the change."""
+    booking = bookings.get_booking(reference)
+    form = _change_form(booking)
+    preview = None
+    if form.validate_on_submit():
+        try:
+            booking_changes.change_booking(current_user, reference, form.item_id.data, *_local_period(form, booking))
+        except DomainError as exc:
+            form.item_id.errors.append(str(exc))
+        else:
+            return _after(f"{booking.reference} changed and re-priced.", booking.reference)
+    elif request.args:
+        preview = _preview(form, booking)
+    return render("bookings/change.html", "preview", booking=booking, form=form, preview=preview), \
+        422 if form.errors else 200
+
+
+def _change_form(booking) -> ChangeForm:
+    tz = booking.item.location.timezone
+    defaults = {"item_id": booking.item_id, "starts_at": to_local(booking.starts_at, tz).replace(tzinfo=None),
+                "ends_at": to_local(booking.ends_at, tz).replace(tzinfo=None)}
+    source = request.form if request.method == "POST" else request.args or None
+    form = ChangeForm(formdata=source, data=None if source else defaults)
+    form.item_id.choices = [SelectChoice(item.id, f"{item.name} ({item.category})")
+                            for item in inventory.bookable_items(booking.item.location_id)]
+    return form
+
+
+def _local_period(form: ChangeForm, booking):
+    tz = booking.item.location.timezone
+    return localize(form.starts_at.data, tz), localize(form.ends_at.data, tz)
+
+
+def _preview(form: ChangeForm, booking):
+    # A preview is a GET: check the fields only (the CSRF token protects the POST that saves).
+    if not all([form.item_id.validate(form), form.starts_at.validate(form), form.ends_at.validate(form)]):
+        return None
+    try:
+        return booking_changes.preview_change(booking.reference, form.item_id.data, *_local_period(form, booking))
+    except DomainError as exc:
+        form.item_id.errors.append(str(exc))
+        return None
+
+
+@bp.post("/<reference>/reassign")
+def reassign(reference: str):
+    form = ReassignForm()
+    form.concierge_id.choices = [SelectChoice(user.id, user.name) for user in auth.list_staff() if user.is_active]
+    _require_valid(form)
+    booking = booking_changes.reassign(current_user, reference, form.concierge_id.data)
+    return _after(f"{booking.reference} is now looked after by {booking.concierge.name}.", booking.reference)
 
 
 def _return_form(booking) -> ReturnForm:

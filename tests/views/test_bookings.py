@@ -137,3 +137,55 @@ def test_hostile_names_are_escaped_on_booking_pages(login_as, client):
             html = staff.get(url).get_data(as_text=True)
             assert hostile not in html, url
         assert hostile not in client.get(f"/pay/{booking.checkout_token}").get_data(as_text=True)
+
+
+def _booked(days_ahead: int = 20, days: int = 3):
+    staff = make_staff("concierge", email=f"c{days_ahead}@midas.test")
+    loc = factories.location()
+    car = factories.item(loc)
+    start = datetime(2031, 6, 1, 9, tzinfo=UTC) + timedelta(days=days_ahead)
+    return bookings.create_booking(staff, factories.customer().id, car.id, start, start + timedelta(days=days))
+
+
+def test_change_preview_shows_the_price_difference(login_as):
+    booking = _booked()
+    local = booking.starts_at.strftime("%Y-%m-%dT10:00")
+    longer = (booking.ends_at + timedelta(days=1)).strftime("%Y-%m-%dT10:00")
+    fragment = soup(login_as("concierge").get(
+        f"/bookings/{booking.reference}/change", query_string={"item_id": booking.item_id, "starts_at": local,
+                                                              "ends_at": longer}, headers={"HX-Request": "true"}))
+    difference = int(fragment.select_one("[data-difference]")["data-difference"])
+    assert difference > 0 and "To collect" in fragment.get_text()
+
+
+def test_concierge_moves_a_booking_to_another_free_item_and_it_is_repriced(login_as):
+    booking = _booked()
+    yacht = factories.item(booking.item.location, name="Riva 88", category="yacht", daily_rate=900000)
+    old_total = booking.total_amount
+    response = login_as("concierge").post(f"/bookings/{booking.reference}/change", {
+        "item_id": yacht.id, "starts_at": booking.starts_at.strftime("%Y-%m-%dT10:00"),
+        "ends_at": booking.ends_at.strftime("%Y-%m-%dT10:00")})
+    assert response.status_code == 302
+    changed = db.session.get(Booking, booking.id)
+    assert changed.item_id == yacht.id and changed.total_amount > old_total
+    assert changed.total_amount == sum(line.amount for line in changed.lines)
+
+
+def test_change_onto_a_taken_period_is_refused_and_changes_nothing(login_as):
+    booking = _booked()
+    other = factories.booking(booking.item, starts_at=booking.ends_at + timedelta(days=5), days=2)
+    response = login_as("concierge").post(f"/bookings/{booking.reference}/change", {
+        "item_id": booking.item_id, "starts_at": booking.starts_at.strftime("%Y-%m-%dT10:00"),
+        "ends_at": (other.starts_at + timedelta(days=1)).strftime("%Y-%m-%dT10:00")})
+    assert response.status_code == 422 and other.reference in soup(response).get_text()
+    assert db.session.get(Booking, booking.id).ends_at == booking.ends_at
+
+
+def test_booking_is_reassigned_to_another_concierge(login_as):
+    booking = _booked()
+    colleague = make_staff("concierge", email="colleague@midas.test", name="Colin Colleague")
+    staff = login_as("concierge")
+    staff.post(f"/bookings/{booking.reference}/reassign", {"concierge_id": colleague.id})
+    assert db.session.get(Booking, booking.id).concierge_id == colleague.id
+    assert "Colin Colleague" in staff.page(f"/bookings/{booking.reference}").select_one(
+        "form.reassign option[selected]").get_text()
