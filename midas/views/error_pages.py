@@ -64,4 +64,7 @@ def _unhandled(error: Exception):
     if current_app.testing and current_app.config.get("PROPAGATE_EXCEPTIONS") is not False:
         raise error  # tests see the real traceback, not the friendly page
     log.exception("unhandled error on %s %s", request.method, request.path)
+    from midas.services.error_capture import capture_exception
+
+    capture_exception(error)
     return _respond(500, InternalServerError.description)
