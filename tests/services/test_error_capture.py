@@ -44,7 +44,8 @@ def test_secrets_in_context_never_reach_the_database(app):
     })
     stored = json.dumps([(e.message, e.context) for e in db.session.query(ErrorEvent)]) + \
         json.dumps([g.message for g in db.session.query(ErrorGroup)])
-    for secret in ("hunter2", "sk_live_51H", "abc.def.ghi", "sk_test_abc", "whsec_abc", "4242 4242", "4000000000000002"):
+    secrets = ("hunter2", "sk_live_51H", "abc.def.ghi", "sk_test_abc", "whsec_abc", "4242 4242", "4000000000000002")
+    for secret in secrets:
         assert secret not in stored, secret
 
 
