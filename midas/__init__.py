@@ -57,11 +57,18 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from midas.views import STAFF_BLUEPRINTS, auth, checkout, ops
+    from midas.views import STAFF_BLUEPRINTS, auth, checkout, checkout_paypal, client_errors, feeds, ops
+    from midas.webhooks import paypal as paypal_webhooks
+    from midas.webhooks import stripe as stripe_webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(checkout.bp)
+    app.register_blueprint(client_errors.bp)
+    app.register_blueprint(checkout_paypal.bp)
+    app.register_blueprint(paypal_webhooks.bp)
+    app.register_blueprint(stripe_webhooks.bp)
+    app.register_blueprint(feeds.bp)
     for blueprint in STAFF_BLUEPRINTS:
         app.register_blueprint(blueprint)
 
@@ -73,9 +80,13 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_errors(app: Flask) -> None:
+    from midas import sentry
+    from midas.services import error_capture
     from midas.views import error_pages
 
     error_pages.init_app(app)
+    sentry.init_app(app)  # only when SENTRY_DSN is set
+    error_capture.init_app(app)
 
 
 def register_cli(app: Flask) -> None:

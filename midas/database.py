@@ -36,17 +36,20 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(connection) -> None:
-    if connection.dialect.name != "sqlite":
-        return
-    immediate = connection.get_execution_options().get("sqlite_immediate", False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Every SQLite transaction takes the write lock up front. A deferred one that reads and then writes
+    # fails at once with "database is locked" whenever another writer committed in between (WAL snapshot
+    # rules; the busy timeout cannot help), which a web server with a worker thread hits constantly.
+    # Up front, writers simply queue on the busy timeout. PostgreSQL is unaffected.
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def begin_write(session: Session | scoped_session) -> None:
-    """Start the session's transaction as a serialized writer.
+    """Start a fresh transaction for a check-then-write unit of work.
 
-    On SQLite the availability check and the insert must share one write lock taken up front
-    (BEGIN IMMEDIATE); PostgreSQL relies on row locks and its exclusion constraint instead.
+    On SQLite every transaction holds the write lock from its start (see `_sqlite_begin`), so the
+    availability check and the insert are one serialized step; PostgreSQL relies on row locks and
+    its exclusion constraint instead.
     """
     if isinstance(session, scoped_session):
         session = session()
@@ -54,4 +57,4 @@ def begin_write(session: Session | scoped_session) -> None:
         raise RuntimeError("begin_write() must come before any change in the unit of work")
     if session.in_transaction():
         session.commit()  # only reads so far (e.g. loading the current user): end them
-    session.connection(execution_options={"sqlite_immediate": True})
+    session.connection()

@@ -7,6 +7,7 @@ logs and gives up quietly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from midas import sentry
 from midas.extensions import db
 from midas.models import ErrorCategory, ErrorEvent, ErrorGroup, GroupStatus, Severity, utcnow
 
@@ -33,6 +35,8 @@ SECRET_VALUES = [
     re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
     re.compile(r"\b(?:\d[ -]?){13,19}\b"),  # anything shaped like a card number
 ]
+SEVERITY_RANK = {Severity.LOW.value: 0, Severity.MEDIUM.value: 1, Severity.HIGH.value: 2}
+CAPTURED = "_midas_captured"  # set on an exception once it is recorded
 NUMBERS = re.compile(r"\b(MID-[A-Z0-9]{6}|[a-z]{2,5}_[A-Za-z0-9]{6,}|[0-9a-f]{8,}|\d+)\b")
 
 
@@ -54,13 +58,22 @@ class Report:
 
 def record_error(category: str, severity: str, message: str, **details: Any) -> ErrorGroup | None:
     """Record a business failure (payment declined, webhook forged…); returns its group, or None if capture failed."""
+    sentry.forward_message(f"{category}: {scrub(message)}", str(severity))
     return _store(Report(category=str(category), severity=str(severity), message=message,
                          error_type=details.pop("error_type", f"{str(category).capitalize()}Error"), **details))
 
 
 def capture_exception(exc: BaseException, category: str = ErrorCategory.SYSTEM, severity: str = Severity.HIGH,
                       **details: Any) -> ErrorGroup | None:
-    """Record an unhandled exception with its stack trace and the top frame of our own code."""
+    """Record an unhandled exception with its stack trace and the top frame of our own code.
+
+    An exception seen by several layers (a job wrapper, then the view's error handler) is recorded once.
+    """
+    if getattr(exc, CAPTURED, False):
+        return None
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, CAPTURED, True)
+    sentry.forward_exception(exc)
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if f.filename.startswith(PACKAGE_ROOT) and "/error_capture.py" not in f.filename]
     top = ours[-1] if ours else (frames[-1] if frames else None)
@@ -93,15 +106,45 @@ def scrub(value: Any, key: str = "") -> Any:
 
 
 def _store(report: Report) -> ErrorGroup | None:
+    if _must_defer():
+        g.setdefault("midas_pending_errors", []).append(report)
+        return None
+    return _write(report)
+
+
+def _must_defer() -> bool:
+    """On SQLite the caller's open transaction holds the only write lock: write after it has ended."""
+    return has_app_context() and db.engine.dialect.name == "sqlite" and db.session().in_transaction()
+
+
+def flush_deferred(_exc: BaseException | None = None) -> None:
+    """App-context teardown: end the caller's session, then store what was captured meanwhile."""
+    reports = g.pop("midas_pending_errors", [])
+    if reports:
+        db.session.remove()
+        for report in reports:
+            _write(report)
+
+
+def init_app(app) -> None:
+    app.teardown_appcontext(flush_deferred)
+
+
+def _write(report: Report) -> ErrorGroup | None:
+    from midas.services import alerts  # alerts → notifications → outbox: loaded on first capture, not at import
+
     try:
         with Session(db.engine, expire_on_commit=False) as session:
             group = _group_for(session, report)
             session.add(_event(group, report))
             session.commit()
-            return group
+            alert_due = alerts.due_on_capture(session, group)
     except Exception:  # capture must never become the caller's failure
         log.exception("error capture failed for %s: %s", report.error_type, report.message[:200])
         return None
+    if alert_due:
+        alerts.dispatch_alert(group.id)  # after our session is closed: the job writes in its own
+    return group
 
 
 def _group_for(session: Session, report: Report) -> ErrorGroup:
@@ -115,6 +158,8 @@ def _group_for(session: Session, report: Report) -> ErrorGroup:
         session.add(group)
     elif group.status == GroupStatus.RESOLVED.value:
         group.status, group.regression = GroupStatus.OPEN.value, True
+    if SEVERITY_RANK.get(report.severity, 0) > SEVERITY_RANK.get(group.severity, 0):
+        group.severity = report.severity  # a LOW browser error that starts repeating becomes MEDIUM
     group.occurrences += 1
     group.last_seen_at = now
     return group

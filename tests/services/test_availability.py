@@ -25,6 +25,7 @@ from midas.models import (
     Item,
     LineKind,
     Location,
+    Notification,
     StaffUser,
     utcnow,
 )
@@ -361,6 +362,8 @@ def _two_items(fleet: Fleet) -> list[Item]:
 
 
 def _clear_bookings() -> None:
+    # Bookings leave audit entries and outbox messages behind; only their own rows must go.
+    db.session.execute(delete(Notification))
     db.session.execute(delete(BookingLine))
     db.session.execute(delete(Booking))
     db.session.commit()

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from midas.extensions import db
 from midas.models import ErrorEvent, ErrorGroup
-from midas.services.error_capture import capture_exception, fingerprint, record_error
+from midas.services.error_capture import capture_exception, fingerprint, flush_deferred, record_error
 
 
 def _raise_in_our_code(message: str) -> None:
@@ -86,4 +86,5 @@ def test_capture_is_its_own_transaction_and_survives_the_callers_rollback(app):
     db.session.execute(text("SELECT 1"))
     record_error("BOOKING", "LOW", "conflict while booking")
     db.session.rollback()
+    flush_deferred()  # what the app context's teardown does (SQLite waits for the caller's write lock to go)
     assert db.session.query(ErrorGroup).count() == 1
