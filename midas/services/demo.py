@@ -31,7 +31,6 @@ from midas.models import (
     GroupStatus,
     Item,
     ItemStatus,
-    LineKind,
     Location,
     Notification,
     NotificationStatus,
@@ -51,8 +50,9 @@ from midas.models import (
     utcnow,
 )
 from midas.money import apply_bp, exponent, format_money
-from midas.services import audit
+from midas.services import audit, pricing
 from midas.services.auth import hash_password
+from midas.services.bookings import lines_from
 
 DEMO_PASSWORD = "midas-demo-password"
 # (email, role) of the demo staff, all signing in with DEMO_PASSWORD.
@@ -70,8 +70,6 @@ CUSTOMERS = 220
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 ID_ALPHABET = string.ascii_letters + string.digits
 TOKEN_ALPHABET = ID_ALPHABET + "-_"
-TAX_NAMES = {"GB": "VAT", "MC": "VAT", "AE": "VAT", "JP": "Consumption tax", "US": "Florida sales tax"}
-TIER_DISCOUNT_BP = {Tier.PREMIUM.value: 500, Tier.VVIP.value: 1000}
 HOLD = timedelta(hours=24)
 STRIPE_API_VERSION = "2024-06-20"
 PAYPAL_BUSINESS, PAYPAL_RECEIVER_ID = "payments@midas.example", "S8XGHLYDW9T3S"
@@ -658,39 +656,11 @@ def _reference(run: _Run) -> str:
 
 
 def _lines(run: _Run, item: Item, customer: Customer, starts_at: datetime, ends_at: datetime) -> list[BookingLine]:
-    days = round((ends_at - starts_at) / timedelta(days=1))
-    unit = TERMS[item.category].unit + ("s" if days > 1 else "")
-    rental = item.daily_rate * days
-    parts = [(LineKind.RENTAL, f"{days} {unit} × {format_money(item.daily_rate, item.currency)}", rental, True)]
-    rule = _season_for(run, item, starts_at)
-    uplift_bp = rule.multiplier_bp - 10000 if rule else 0
-    season = apply_bp(rental, uplift_bp)
-    if rule:
-        parts.append((LineKind.SEASON, f"{rule.name} ({_percent(uplift_bp, signed=True)})", season, True))
-    discount_bp = TIER_DISCOUNT_BP.get(customer.tier, 0)
-    tier = -apply_bp(rental + season, discount_bp)
-    if discount_bp:
-        parts.append((LineKind.TIER, f"{customer.tier.upper()} courtesy ({_percent(-discount_bp)})", tier, True))
-    parts.append((LineKind.INSURANCE, f"Damage waiver ({_percent(item.insurance_rate_bp)} of rental)",
-                  apply_bp(rental, item.insurance_rate_bp), True))
-    location, subtotal = item.location, rental + season + tier
-    parts.append((LineKind.TAX, f"{TAX_NAMES[location.country]} ({_percent(location.tax_rate_bp)})",
-                  apply_bp(subtotal, location.tax_rate_bp), True))
-    parts.append((LineKind.SERVICE_FEE, f"Concierge service fee ({_percent(location.service_fee_bp)})",
-                  apply_bp(subtotal, location.service_fee_bp), False))
-    return [BookingLine(position=position, kind=kind.value, description=text, amount=amount, refundable=refundable)
-            for position, (kind, text, amount, refundable) in enumerate(parts)]
-
-
-def _season_for(run: _Run, item: Item, starts_at: datetime) -> SeasonRule | None:
-    day = starts_at.astimezone(ZoneInfo(item.location.timezone)).date()
-    matching = [rule for rule in run.season_rules if rule.starts_on <= day <= rule.ends_on
-                and rule.location in (None, item.location) and rule.category in (None, item.category)]
-    return max(matching, key=lambda rule: rule.priority, default=None)
-
-
-def _percent(basis_points: int, signed: bool = False) -> str:
-    return f"{'+' if signed and basis_points > 0 else ''}{basis_points / 100:g}%"
+    """Demo bookings are priced by the same engine as real ones, with the default tier multipliers."""
+    item_terms, location_terms = pricing.terms_of(item)
+    seasons = [pricing.season_terms(rule) for rule in run.season_rules]
+    quote = pricing.quote_price(item_terms, location_terms, starts_at, ends_at, customer.tier, seasons)
+    return lines_from(quote)
 
 
 # Money: what each booking state has been paid, held and refunded.

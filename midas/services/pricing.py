@@ -202,13 +202,23 @@ def quote_for_item(item_id: int, starts_at: datetime, ends_at: datetime, tier: s
     item = db.session.get(Item, item_id)
     if item is None:
         raise NotFound("No such item.")
-    item_terms = ItemTerms(item.category, item.currency, item.daily_rate, item.security_deposit,
-                           item.insurance_rate_bp, item.min_days)
-    location = item.location
-    location_terms = LocationTerms(location.timezone, location.tax_rate_bp, location.service_fee_bp, location.id)
+    item_terms, location_terms = terms_of(item)
     _check_period(starts_at, ends_at)
     seasons = _season_terms(item_terms, location_terms, starts_at, ends_at)
     return quote_price(item_terms, location_terms, starts_at, ends_at, tier, seasons, get_tier_multipliers())
+
+
+def terms_of(item: Item) -> tuple[ItemTerms, LocationTerms]:
+    """The pricing terms of a stored item and its location."""
+    location = item.location
+    return (ItemTerms(item.category, item.currency, item.daily_rate, item.security_deposit, item.insurance_rate_bp,
+                      item.min_days),
+            LocationTerms(location.timezone, location.tax_rate_bp, location.service_fee_bp, location.id))
+
+
+def season_terms(rule: SeasonRule) -> SeasonTerms:
+    return SeasonTerms(rule.name, rule.starts_on, rule.ends_on, rule.multiplier_bp, rule.location_id, rule.category,
+                       rule.priority)
 
 
 def _season_terms(item: ItemTerms, location: LocationTerms, starts_at: datetime,
@@ -221,5 +231,4 @@ def _season_terms(item: ItemTerms, location: LocationTerms, starts_at: datetime,
         .where(or_(SeasonRule.category.is_(None), SeasonRule.category == item.category))
         .order_by(SeasonRule.id)
     )
-    return [SeasonTerms(rule.name, rule.starts_on, rule.ends_on, rule.multiplier_bp, rule.location_id,
-                        rule.category, rule.priority) for rule in rules]
+    return [season_terms(rule) for rule in rules]
