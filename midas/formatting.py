@@ -26,7 +26,8 @@ def humanize(value: str | None) -> str:
 
 def url_with(**changes) -> str:
     """The current URL with some query arguments changed: pagination and sorting keep the filters."""
-    args = request.args.to_dict()
+    # Keys starting with "_" would reach url_for as its own options (_external, _anchor…): never pass them on.
+    args = {key: value for key, value in request.args.items() if not key.startswith("_")}
     args.update({key: value for key, value in changes.items() if value is not None})
     for key in [key for key, value in changes.items() if value is None]:
         args.pop(key, None)

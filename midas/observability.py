@@ -62,11 +62,21 @@ def _finish_request(response: Response) -> Response:
     if request.endpoint not in ("static", "ops.healthz"):
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         logging.getLogger("midas.request").info(
-            "%s %s %s", request.method, request.path, response.status_code,
+            "%s %s %s", request.method, _loggable_path(), response.status_code,
             extra={"fields": {"status": response.status_code, "ms": round(elapsed, 1),
                               "ip": request.remote_addr}},
         )
     return response
+
+
+# Paths whose URL carries a secret (checkout links, calendar feeds): logged as their route pattern.
+SECRET_PATH_PREFIXES = ("/pay/", "/feeds/")
+
+
+def _loggable_path() -> str:
+    if request.path.startswith(SECRET_PATH_PREFIXES) and request.url_rule is not None:
+        return request.url_rule.rule
+    return request.path
 
 
 # Stripe.js must load from Stripe and frame its Payment Element; nothing may use eval.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from datetime import date
+
+from flask import Response, flash, redirect, request, stream_with_context, url_for
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
 from midas.forms.bookings import CancelForm, ChangeForm, NewBookingForm, ReassignForm, ReturnForm, TransitionForm
 from midas.htmx import render
-from midas.models import BookingStatus, Role, utcnow
+from midas.models import Category, Role, utcnow
 from midas.services import (
     DomainError,
     InvalidInput,
@@ -16,10 +19,13 @@ from midas.services import (
     booking_changes,
     booking_states,
     bookings,
+    feeds,
     inventory,
     new_booking,
     timeline,
 )
+from midas.services.fleet_calendar import fleet_month
+from midas.services.today import today_board
 from midas.timeutil import localize, to_local
 from midas.views.guards import role_required, staff_blueprint
 
@@ -28,13 +34,9 @@ bp = staff_blueprint("bookings", __name__, url_prefix="/bookings")
 
 @bp.get("")
 def index():
-    filters = bookings.BookingFilters(
-        q=request.args.get("q", ""), status=request.args.get("status", ""),
-        sort=request.args.get("sort", ""), page=request.args.get("page", 1, type=int),
-    )
-    page, sort = bookings.list_bookings(filters)
-    return render("bookings/index.html", "results", page=page, sort=sort, filters=filters,
-                  statuses=BookingStatus.values())
+    filters = booking_filters(request.args)
+    return render("bookings/index.html", "results", page=bookings.list_bookings(filters), filters=filters,
+                  choices=bookings.filter_choices(filters), export_url=_export_url(request.args))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -206,3 +208,62 @@ def _require_valid(form) -> None:
     if not form.validate_on_submit():
         errors = [error for field_errors in form.errors.values() for error in field_errors]
         raise InvalidInput(" ".join(errors) or "The form was incomplete; please try again.")
+
+
+# The dashboard's other views: its CSV export, the "today" board and the month across the fleet.
+
+FILTER_ARGS = ("q", "status", "from", "to", "location", "category", "concierge", "customer", "item", "sort")
+
+
+def booking_filters(args: MultiDict) -> bookings.BookingFilters:
+    """The dashboard's filters from query arguments (shared by the list and its CSV export)."""
+    return bookings.BookingFilters(
+        q=args.get("q", ""), status=args.get("status", ""), period_from=_date_arg(args, "from"),
+        period_to=_date_arg(args, "to"), location_id=args.get("location", type=int),
+        category=args.get("category", ""), concierge_id=args.get("concierge", type=int),
+        customer_id=args.get("customer", type=int), item_id=args.get("item", type=int), sort=args.get("sort", ""),
+        after=args.get("after", ""), before=args.get("before", ""),
+    )
+
+
+def _date_arg(args: MultiDict, name: str) -> date | None:
+    try:
+        return date.fromisoformat(args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _export_url(args: MultiDict) -> str:
+    return url_for("bookings.export", **{name: args[name] for name in FILTER_ARGS if args.get(name)})
+
+
+@bp.get("/export.csv")
+def export():
+    rows = bookings.export_csv(booking_filters(request.args))
+    response = Response(stream_with_context(rows), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{bookings.export_filename()}"'
+    return response
+
+
+@bp.get("/today")
+def today():
+    """Pickups and returns per location in its local day; the board block refreshes itself every minute."""
+    return render("bookings/today.html", "board", board=today_board(),
+                  my_feed_url=feeds.feed_url("staff", current_user.id))
+
+
+@bp.get("/calendar")
+def calendar():
+    location_id, category = request.args.get("location", type=int), request.args.get("category", "")
+    month = fleet_month(_month_arg(request.args.get("month", "")), location_id, category)
+    return render("bookings/calendar.html", "calendar", month=month, location_id=location_id, category=category,
+                  locations=inventory.list_locations(), categories=Category.values())
+
+
+def _month_arg(text: str) -> date:
+    """The first day of a 'YYYY-MM' month; this month (UTC) when missing or malformed."""
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return date(max(2000, min(year, 2100)), max(1, min(month, 12)), 1)
+    except ValueError:
+        return utcnow().date().replace(day=1)
