@@ -13,7 +13,7 @@ from midas.forms.inventory import BlackoutForm, ItemForm, StatusForm
 from midas.forms.inventory_bulk import BulkForm, ImportForm
 from midas.htmx import render
 from midas.models import Category, ItemStatus, Role, utcnow
-from midas.services import InvalidInput, calendar, inventory, inventory_bulk
+from midas.services import InvalidInput, calendar, feeds, inventory, inventory_bulk
 from midas.timeutil import to_local
 from midas.views.guards import role_required, staff_blueprint
 
@@ -69,7 +69,7 @@ def _item_page(item_id: int, blackout_form: BlackoutForm):
         "inventory/show.html", "calendar", item=item, month=first, prev_month=_shift(first, -1),
         next_month=_shift(first, 1), weeks=calendar.month_grid(item, first.year, first.month),
         upcoming=calendar.upcoming_bookings(item.id), utilization=calendar.utilization_bp(item),
-        blackout_form=blackout_form,
+        blackout_form=blackout_form, feed_url=feeds.feed_url("item", item.id),
     ), 422 if blackout_form.errors else 200
 
 
