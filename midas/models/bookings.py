@@ -50,6 +50,7 @@ class Booking(db.Model):
         Index("ix_bookings_item_block", "item_id", "block_starts_at", "block_ends_at"),
         Index("ix_bookings_status_starts", "status", "starts_at"),
         Index("ix_bookings_created", "created_at", "id"),
+        Index("ix_bookings_starts", "starts_at", "id"),  # the dashboard's default order, paged by keyset
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

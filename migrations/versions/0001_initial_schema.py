@@ -236,6 +236,7 @@ def upgrade():
     with op.batch_alter_table('bookings', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_bookings_concierge_id'), ['concierge_id'], unique=False)
         batch_op.create_index('ix_bookings_created', ['created_at', 'id'], unique=False)
+        batch_op.create_index('ix_bookings_starts', ['starts_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_bookings_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_bookings_item_block', ['item_id', 'block_starts_at', 'block_ends_at'], unique=False)
         batch_op.create_index('ix_bookings_status_starts', ['status', 'starts_at'], unique=False)
@@ -501,6 +502,7 @@ def downgrade():
         batch_op.drop_index('ix_bookings_status_starts')
         batch_op.drop_index('ix_bookings_item_block')
         batch_op.drop_index(batch_op.f('ix_bookings_customer_id'))
+        batch_op.drop_index('ix_bookings_starts')
         batch_op.drop_index('ix_bookings_created')
         batch_op.drop_index(batch_op.f('ix_bookings_concierge_id'))
 
