@@ -21,6 +21,7 @@ from midas.config import TestConfig
 from midas.extensions import db, limiter
 from midas.models import StaffUser
 from midas.services.auth import hash_password
+from midas.services.error_capture import flush_deferred
 
 PASSWORD = "correct horse battery staple"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -78,6 +79,7 @@ def app(migrated_app: Flask):
     """The app with an app context pushed; every table is emptied afterwards."""
     with migrated_app.app_context():
         yield migrated_app
+        flush_deferred()  # errors captured during the test land now, not in the next test's database
         db.session.remove()
         empty_database()
         limiter.reset()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
+from midas.forms.errors import AlertRulesForm
 from midas.forms.settings import LocationForm, SeasonForm, TierForm
 from midas.htmx import render
-from midas.models import Role
-from midas.services import InvalidInput, locations, settings
+from midas.models import Role, Severity
+from midas.services import DomainError, InvalidInput, locations, settings
 from midas.services.audit import snapshot
 from midas.views.guards import staff_blueprint
 
@@ -83,3 +84,37 @@ def _saved(form, action) -> bool:
         form[exc.field or "name"].errors.append(str(exc))
         return False
     return True
+
+
+@bp.route("/alerts", methods=["GET", "POST"])
+def alerts():
+    """Alert rules per error category; HTMX loads the form into the settings page."""
+    form = AlertRulesForm(data=None if request.method == "POST" else settings.get_alert_rules())
+    if form.validate_on_submit():
+        try:
+            settings.set_alert_rules(current_user, form.values())
+        except DomainError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            flash("Alert rules saved; they apply to the next error captured.", "success")
+            return redirect(url_for("settings.index", _anchor="alert-rules"))
+    return render("settings/alerts.html", "alert_rules", form=form, severities=Severity.values()), \
+        422 if form.errors or form.form_errors else 200
+
+
+@bp.route("/refund-policy", methods=["GET", "POST"])
+def refund_policy():
+    """Refund tiers per category and approval thresholds per currency; HTMX loads the form into the page."""
+    errors: dict[str, str] = {}
+    values = settings.refund_policy_form()
+    if request.method == "POST":
+        values = {name: request.form.get(name, "") for name in values}
+        try:
+            settings.save_refund_policy_form(current_user, values)
+        except InvalidInput as exc:
+            errors[exc.field or "thresholds"] = str(exc)
+        else:
+            flash("Refund policy saved; new refund previews use it.", "success")
+            return redirect(url_for("settings.index", _anchor="refund-policy"), 303)
+    return render("settings/refund_policy.html", "refund_policy", values=values, errors=errors,
+                  version=settings.get_refund_policy()[1]), 422 if errors else 200

@@ -1,0 +1,104 @@
+"""The refund pages as staff see them: preview, request, decisions, offline recording."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from midas.extensions import db
+from midas.models import Refund
+from midas.services import payment_events, settings
+from tests.conftest import soup
+from tests.fakes.stripe_api import stripe_server  # noqa: F401
+from tests.services.test_refunds import fake_stripe, paid_booking  # noqa: F401
+
+
+def test_refund_page_previews_policy_amount_rule_and_lines(app, login_as):
+    booking, payment = paid_booking(provider="bank_transfer", starts_in=timedelta(days=5))
+    page = login_as("concierge").page(f"/refunds/new?booking={booking.reference}")
+    preview = page.find(id="preview")
+    assert preview["data-policy-amount"] == "200000" and preview["data-policy-version"] == "0"
+    assert preview.find(attrs={"data-rule": True}).text == "car: 50% at 72+ hours notice"
+    assert [row["data-refundable"] for row in preview.select("tbody tr")] == ["yes", "no"]
+    assert page.find("input", attrs={"name": "amount"})["value"] == "2000.00"
+    assert page.find("select", attrs={"name": "override"}) is None  # concierges cannot override
+
+
+def test_concierge_requests_a_lower_refund_and_sees_it(app, login_as):
+    booking, payment = paid_booking(provider="bank_transfer", starts_in=timedelta(days=5))
+    staff = login_as("concierge")
+    response = staff.post(f"/refunds/new?booking={booking.reference}",
+                          {"payment_id": payment.id, "amount": "1,500.00", "reason": "customer asked"})
+    assert response.status_code == 303
+    refund = db.session.query(Refund).one()
+    assert (refund.amount, refund.status) == (150_000, "approved")
+    assert staff.page(response.headers["Location"]).find(attrs={"data-status": True})["data-status"] == "approved"
+
+
+def test_raising_above_the_policy_is_refused_with_a_message(app, login_as):
+    booking, payment = paid_booking(provider="bank_transfer", starts_in=timedelta(days=5))
+    response = login_as("concierge").post(f"/refunds/new?booking={booking.reference}",
+                                          {"payment_id": payment.id, "amount": "2000.01", "reason": "more"})
+    assert response.status_code == 422
+    assert "more than the policy" in soup(response).find(id="amount-errors").text
+    assert db.session.query(Refund).count() == 0
+
+
+def test_concierge_cannot_approve(app, login_as):
+    booking, payment = paid_booking(provider="bank_transfer", starts_in=timedelta(days=1))
+    admin = login_as("admin")
+    admin.post(f"/refunds/new?booking={booking.reference}",
+               {"payment_id": payment.id, "amount": "4200", "reason": "storm", "override": "force_majeure"})
+    refund = db.session.query(Refund).one()
+    response = login_as("concierge").post(f"/refunds/{refund.id}/approve", {"decision_reason": "ok"})
+    assert response.status_code == 403
+    own = admin.post(f"/refunds/{refund.id}/approve", {"decision_reason": "ok"}, htmx=True)
+    assert own.status_code == 403
+    db.session.refresh(refund)
+    assert refund.status == "pending_approval"
+
+
+def test_admin_approves_then_records_an_offline_refund_over_htmx(app, login_as):
+    booking, payment = paid_booking(provider="bank_transfer", starts_in=timedelta(days=1))
+    login_as("admin").post(f"/refunds/new?booking={booking.reference}",
+                           {"payment_id": payment.id, "amount": "4200", "reason": "storm", "override": "force_majeure"})
+    refund = db.session.query(Refund).one()
+    owner = login_as("owner")
+    approved = owner.post(f"/refunds/{refund.id}/approve", {"decision_reason": "confirmed"}, htmx=True)
+    assert soup(approved).find(attrs={"data-status": True})["data-status"] == "approved"
+    recorded = owner.post(f"/refunds/{refund.id}/offline", {"reference": "WIRE-77"}, htmx=True)
+    assert soup(recorded).find(attrs={"data-status": True})["data-status"] == "succeeded"
+    queue = owner.page("/refunds?status=succeeded")
+    assert [row["data-status"] for row in queue.select("tbody tr[data-status]")] == ["succeeded"]
+
+
+def test_owner_edits_the_refund_policy_and_thresholds_on_settings(app, login_as):
+    owner = login_as("owner")
+    form = owner.page("/settings/refund-policy")
+    assert form.find("input", attrs={"name": "car"})["value"] == "7d:100, 72h:50, 0h:0"
+    assert "EUR 4600.00" in form.find("textarea", attrs={"name": "thresholds"}).text
+    values = {"car": "10d:100, 48h:40, 0h:0", "yacht": "30d:100, 14d:50, 0h:0", "property": "30d:100, 14d:50, 0h:0",
+              "jet": "14d:90, 72h:50, 0h:0", "thresholds": "EUR 1000.00\nJPY 500000"}
+    assert owner.post("/settings/refund-policy", values).status_code == 303
+    policy, version = settings.get_refund_policy()
+    assert version == 1 and policy["car"][1] == {"notice": 48, "unit": "hours", "refund_bp": 4000}
+    assert settings.get_approval_thresholds()["JPY"] == 500000
+    bad = owner.post("/settings/refund-policy", {**values, "jet": "14x:90"})
+    assert bad.status_code == 422 and "14x:90" in soup(bad).find(id="policy-jet-errors").text
+    assert login_as("admin").get("/settings/refund-policy").status_code == 403
+
+
+def test_card_refund_over_threshold_is_approved_sent_and_followed_to_success(app, login_as, fake_stripe):  # noqa: F811
+    booking, payment = paid_booking(starts_in=timedelta(days=40), rental=900_000)
+    concierge = login_as("concierge")
+    concierge.post(f"/refunds/new?booking={booking.reference}",
+                   {"payment_id": payment.id, "amount": "9000", "reason": "trip moved"})
+    refund = db.session.query(Refund).one()
+    assert refund.status == "pending_approval" and not fake_stripe.calls("POST", "/v1/refunds")
+    queue = login_as("admin").page("/refunds?status=pending_approval")
+    assert [row["data-status"] for row in queue.select("tbody tr[data-status]")] == ["pending_approval"]
+    approved = login_as("admin").post(f"/refunds/{refund.id}/approve", {"decision_reason": "ok"}, htmx=True)
+    assert soup(approved).find(attrs={"data-status": True})["data-status"] == "processing"
+    db.session.refresh(refund)
+    sent = fake_stripe.objects["refunds"][refund.provider_ref]
+    payment_events.apply_refund({**sent, "status": "succeeded"}, "test")
+    assert concierge.page(f"/refunds/{refund.id}").find(attrs={"data-status": True})["data-status"] == "succeeded"
