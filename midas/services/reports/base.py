@@ -1,0 +1,161 @@
+"""What every report shares: filters, the table shape (page and CSV), the period in UTC, portable SQL helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Float, Select, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from midas.extensions import db
+from midas.models import Category, Item, Location, utcnow
+from midas.money import format_money
+from midas.services.inventory_bulk import csv_line, major_units
+
+STREAM_BATCH = 2000  # rows fetched per round trip when a table is streamed
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """A period of UTC days (both ends included), optionally one location and one category."""
+
+    period_from: date
+    period_to: date
+    location_id: int | None = None
+    category: str | None = None
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        """[start, end) in aware UTC."""
+        return (datetime.combine(self.period_from, time(), UTC),
+                datetime.combine(self.period_to + timedelta(days=1), time(), UTC))
+
+
+def default_period(today: date | None = None) -> tuple[date, date]:
+    """The last twelve months: from the first day of the month eleven months back to today (UTC)."""
+    today = today or utcnow().date()
+    month_index = today.year * 12 + today.month - 1 - 11
+    return date(month_index // 12, month_index % 12 + 1, 1), today
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"  # text | int | money (needs the row's "currency") | bp (basis points, shown as %) | days
+
+
+@dataclass
+class Table:
+    """One report table: `rows` re-runs its query each call, so the page lists it and the CSV streams it."""
+
+    slug: str
+    title: str
+    columns: list[Column]
+    rows: Callable[[], Iterable[dict[str, Any]]]
+    chart: Chart | None = None
+    note: str = ""
+    preview: Callable[[], Iterable[dict[str, Any]]] | None = None  # a shorter list for the page; the CSV has all
+
+    def page_rows(self) -> list[dict[str, Any]]:
+        return list((self.preview or self.rows)())
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A horizontal bar per row: `label` names it, `value` sizes it; one chart per `split` value (currency)."""
+
+    label: str
+    value: str
+    axis: str
+    split: str | None = None
+
+
+def csv_lines(table: Table) -> Iterator[str]:
+    """The table as CSV: amounts in major units beside their currency, rates as percentages, text neutralised."""
+    yield "\ufeff" + csv_line([column.label for column in table.columns])
+    for row in table.rows():
+        yield csv_line([csv_cell(column, row) for column in table.columns])
+
+
+def csv_cell(column: Column, row: dict[str, Any]) -> str:
+    value = row.get(column.key)
+    if value is None:
+        return ""
+    if column.kind == "money":
+        return major_units(value, row["currency"])
+    if column.kind == "bp":
+        return percent(value)
+    if column.kind == "days":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def display_cell(column: Column, row: dict[str, Any]) -> str:
+    """A cell as the page shows it: money with its symbol, rates with %, counts with thousands separators."""
+    value = row.get(column.key)
+    if value is None:
+        return "—"
+    if column.kind == "money":
+        return format_money(value, row["currency"])
+    if column.kind == "bp":
+        return f"{percent(value)}%"
+    if column.kind == "days":
+        return f"{value:,.1f}"
+    if column.kind == "int":
+        return f"{value:,}"
+    return str(value).replace("_", " ")
+
+
+def percent(bp: int) -> str:
+    """1234 basis points → '12.34'."""
+    return f"{bp // 100}.{bp % 100:02d}"
+
+
+def ratio_bp(part: int | float, whole: int | float) -> int | None:
+    """part ÷ whole in basis points, rounded half-up; None when there is nothing to divide by."""
+    if not whole:
+        return None
+    return int((part * 20000 // whole + 1) // 2)
+
+
+def scoped(stmt: Select, filters: ReportFilters, item_column) -> Select:
+    """Narrow a statement to the filters' location and category through the booked item."""
+    if filters.location_id:
+        stmt = stmt.where(item_column.in_(select(Item.id).where(Item.location_id == filters.location_id)))
+    if filters.category:
+        stmt = stmt.where(item_column.in_(select(Item.id).where(Item.category == filters.category)))
+    return stmt
+
+
+def stream(stmt: Select) -> Iterator[Any]:
+    """Rows of a statement fetched in batches, never all at once."""
+    yield from db.session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
+
+
+def filter_choices() -> dict[str, list[tuple[str, str]]]:
+    locations = db.session.execute(select(Location.id, Location.name).order_by(Location.name))
+    return {"locations": [(str(id_), name) for id_, name in locations],
+            "categories": [(value, value.capitalize()) for value in Category.values()]}
+
+
+class epoch(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
+    """Seconds since 1970 of a UTC timestamp column, on PostgreSQL and SQLite alike."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch, "postgresql")
+def _epoch_postgresql(element, compiler, **kw) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch)
+def _epoch_sqlite(element, compiler, **kw) -> str:
+    # SQLite keeps naive UTC text; julianday() reads it, and day 2440587.5 is 1970-01-01T00:00.
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
