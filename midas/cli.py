@@ -59,7 +59,66 @@ def worker(burst: bool) -> None:
     run_worker(burst=burst)
 
 
+outbox = AppGroup("outbox", help="The notification outbox.")
+
+
+@outbox.command("sweep")
+def outbox_sweep() -> None:
+    """Re-dispatch messages left pending (Redis was down, a job was lost) or stuck sending (a killed worker)."""
+    from midas.services import outbox as outbox_service
+
+    result = outbox_service.sweep()
+    click.echo(f"Re-dispatched {len(result.requeued)} pending and {len(result.unstuck)} stuck message(s); "
+               f"{len(result.failed)} gave up.")
+
+
+schedule = AppGroup("schedule", help="Periodic jobs: hold expiry, reminders, the outbox sweep.")
+
+
+@schedule.command("list")
+def schedule_list() -> None:
+    """Each periodic job, its interval and queue, and (with Redis) its next run."""
+    from flask import current_app
+
+    from midas.tasks import schedule as periodic
+
+    runs = periodic.next_runs() if current_app.config["REDIS_URL"] else {}
+    for job in periodic.PERIODIC:
+        when = runs.get(job.name)
+        next_run = f"next {when:%Y-%m-%d %H:%M:%S} UTC" if when else "in-process" if not runs else "not scheduled"
+        click.echo(f"{job.name:<24} every {job.every:>4} s  queue {job.queue:<8} {next_run}")
+
+
+@schedule.command("run")
+@click.argument("name")
+def schedule_run(name: str) -> None:
+    """Run one periodic job now, in this process."""
+    from flask import current_app
+
+    from midas.tasks import schedule as periodic
+
+    if name not in periodic.BY_NAME:
+        raise click.ClickException(f"Unknown job {name!r}; choose from {', '.join(periodic.BY_NAME)}.")
+    click.echo(f"{name}: {periodic.run_in_process(current_app._get_current_object(), name)!r}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(seed)
     app.cli.add_command(worker)
+    app.cli.add_command(outbox)
+    app.cli.add_command(schedule)
+    _start_embedded_ticker(app)
+
+
+def _start_embedded_ticker(app: Flask) -> None:
+    """`flask run` without Redis has no worker: it runs the periodic jobs itself (never in tests)."""
+    from flask.helpers import get_debug_flag
+
+    from midas.tasks import schedule as periodic
+
+    context = click.get_current_context(silent=True)
+    if app.testing or app.config["REDIS_URL"] or context is None:
+        return
+    if periodic.serving_with_flask_run(context.info_name, context.params.get("reload"), get_debug_flag()):
+        periodic.start_embedded_ticker(app)

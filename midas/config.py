@@ -83,6 +83,9 @@ class Config:
             "PAYPAL_IPN_VERIFY_URL", "https://ipnpb.sandbox.paypal.com/cgi-bin/webscr"
         )
         self.PAYPAL_RECEIVER_EMAIL = env.get("PAYPAL_RECEIVER_EMAIL")
+        self.BANK_ACCOUNT_NAME = env.get("BANK_ACCOUNT_NAME") or self._demo("Midas Rentals Ltd (demo)")
+        self.BANK_IBAN = env.get("BANK_IBAN") or self._demo("GB33 BUKB 2020 1555 5555 55")
+        self.BANK_BIC = env.get("BANK_BIC") or self._demo("BUKBGB22")
         self.SMTP_URL = env.get("SMTP_URL")
         self.SENDGRID_API_KEY = env.get("SENDGRID_API_KEY")
         self.SENDGRID_API_BASE = env.get("SENDGRID_API_BASE", "https://api.sendgrid.com")
@@ -103,6 +106,10 @@ class Config:
     @property
     def is_production(self) -> bool:
         return self.ENV_NAME == "production"
+
+    def _demo(self, value: str) -> str | None:
+        """A placeholder shown on a laptop; production shows nothing it was not given."""
+        return None if self.is_production else value
 
     def _secret_key_fallback(self) -> str:
         if self.is_production:

@@ -21,7 +21,7 @@ from midas.database import begin_write
 from midas.extensions import db
 from midas.models import BLOCKING_STATUSES, Booking, BookingLine, BookingStatus, LineKind, Role, StaffUser, utcnow
 from midas.money import apply_bp, round_to_charge_unit
-from midas.services import DomainError, InvalidInput, audit, availability
+from midas.services import DomainError, InvalidInput, audit, availability, notifications
 from midas.services.auth import require_role
 
 S = BookingStatus
@@ -35,6 +35,7 @@ TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     S.NO_SHOW: frozenset(),
 }
 DEFAULT_HOLD_MINUTES = 30
+CHECKOUT_GRACE_MINUTES = 15  # enough to finish paying, including a 3-D Secure check
 
 
 class IllegalTransition(DomainError):
@@ -94,6 +95,30 @@ def send_for_payment(actor: StaffUser, reference: str, hold_minutes: int = DEFAU
         _hold_slot(booking)
         booking.hold_expires_at = (now or utcnow()) + timedelta(minutes=hold_minutes)
         _move(booking, S.PENDING_PAYMENT, actor, hold_expires_at=booking.hold_expires_at)
+        notifications.booking_held(booking)
+        return booking
+
+    return _commit_or_rollback(change)
+
+
+def hold_for_checkout(reference: str, minutes: int = CHECKOUT_GRACE_MINUTES, now: datetime | None = None) -> Booking:
+    """The customer is paying: make sure the item stays held for at least `minutes` more.
+
+    A pending hold is extended when less remains (never shortened). A quote whose hold expired is
+    held again, as the system, if the item is still free (BookingConflict otherwise): the customer
+    holds a link staff sent them, so the booking was offered to them and the slot is theirs if nobody
+    else took it meanwhile.
+    """
+
+    def change() -> Booking:
+        booking = _load(reference)
+        until = (now or utcnow()) + timedelta(minutes=minutes)
+        if booking.status == S.PENDING_PAYMENT.value:
+            booking.hold_expires_at = max(booking.hold_expires_at or until, until)
+            return booking
+        _hold_slot(booking)
+        booking.hold_expires_at = until
+        _move(booking, S.PENDING_PAYMENT, None, hold_expires_at=until, reason="customer opened checkout")
         return booking
 
     return _commit_or_rollback(change)
@@ -109,6 +134,7 @@ def confirm(actor: StaffUser | None, reference: str, reason: str = "") -> Bookin
         _hold_slot(booking)
         booking.hold_expires_at = None
         _move(booking, S.CONFIRMED, actor, reason=reason or "payment received")
+        notifications.booking_confirmed(booking)
         return booking
 
     return _commit_or_rollback(change)
@@ -138,9 +164,11 @@ def cancel(actor: StaffUser, reference: str, reason: str) -> Booking:
 
     def change() -> Booking:
         booking = _load(reference)
+        previous = booking.status
         booking.cancel_reason = reason.strip()[:240]
         booking.hold_expires_at = None
         _move(booking, S.CANCELLED, actor, reason=booking.cancel_reason)
+        notifications.booking_cancelled(booking, previous)
         return booking
 
     return _commit_or_rollback(change)
@@ -193,6 +221,7 @@ def complete(actor: StaffUser, reference: str, returned_at: datetime | None = No
             _add_late_fee_line(booking, returned_at, fee)
         booking.returned_at = returned_at
         _move(booking, S.COMPLETED, actor, returned_at=returned_at, late_fee=fee)
+        notifications.booking_completed(booking)
         return booking
 
     booking = _commit_or_rollback(change)

@@ -20,6 +20,7 @@ from midas.models import (
     Severity,
     utcnow,
 )
+from midas.services import errors as error_log
 
 OPEN_DISPUTES = (DisputeStatus.NEEDS_RESPONSE, DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW,
                  DisputeStatus.WARNING_UNDER_REVIEW)
@@ -47,13 +48,15 @@ def today_tiles(now: datetime | None = None) -> list[Tile]:
     disputes = _count(select(Dispute.id).where(Dispute.status.in_([s.value for s in OPEN_DISPUTES])))
     errors = _count(select(ErrorGroup.id).where(ErrorGroup.status == GroupStatus.OPEN.value,
                                                 ErrorGroup.severity == Severity.HIGH.value))
+    recent_errors = error_log.events_since(now - timedelta(hours=1))
     return [
         Tile("Pickups in the next 24 h", pickups, "bookings.index", {"status": "confirmed", "sort": "starts_at"}),
         Tile("Returns due in the next 24 h", returns, "bookings.index", {"status": "in_progress", "sort": "starts_at"}),
         Tile("Awaiting payment", awaiting, "bookings.index", {"status": "pending_payment"}),
         Tile("Refunds awaiting approval", approvals, "refunds.index", {"status": "pending_approval"}, approvals > 0),
         Tile("Open disputes", disputes, "payments.index", {"disputes": "open"}, disputes > 0),
-        Tile("Open high-severity errors", errors, "errors.index", {"severity": "HIGH"}, errors > 0),
+        Tile("Open high-severity errors", errors, "errors.index", {"severity": "HIGH", "status": "open"}, errors > 0),
+        Tile("Errors in the last hour", recent_errors, "errors.index", {"period": "1h"}),
     ]
 
 

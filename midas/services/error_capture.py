@@ -106,6 +106,7 @@ def scrub(value: Any, key: str = "") -> Any:
 
 
 def _store(report: Report) -> ErrorGroup | None:
+    report.context = {**_request_context(), **report.context}  # now: a deferred write runs after the request
     if _must_defer():
         g.setdefault("midas_pending_errors", []).append(report)
         return None
@@ -166,7 +167,7 @@ def _group_for(session: Session, report: Report) -> ErrorGroup:
 
 
 def _event(group: ErrorGroup, report: Report) -> ErrorEvent:
-    context = scrub({**_request_context(), **report.context})
+    context = scrub(report.context)
     return ErrorEvent(
         group=group, severity=report.severity, message=scrub(report.message)[:4000],
         stack_trace=scrub(report.stack_trace) if report.stack_trace else None, context=context,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
 
 from midas.htmx import render
-from midas.models import PaymentStatus, Provider
-from midas.services import payments
-from midas.views.guards import staff_blueprint
+from midas.models import PaymentStatus, Provider, Role
+from midas.services import InvalidInput, payments, paypal_payments
+from midas.views.guards import role_required, staff_blueprint
 
 bp = staff_blueprint("payments", __name__, url_prefix="/payments")
 
@@ -30,3 +31,16 @@ def index():
 @bp.get("/<int:payment_id>")
 def show(payment_id: int):
     return render("payments/show.html", payment=payments.get_payment(payment_id))
+
+
+@bp.post("/<int:payment_id>/confirm-offline")
+@role_required(Role.ADMIN)
+def confirm_offline(payment_id: int):
+    """An admin records a bank transfer or a payment at pick-up as received."""
+    try:
+        paypal_payments.confirm_offline_payment(current_user, payment_id, request.form.get("reference_note", ""))
+    except InvalidInput as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Payment recorded as received.", "success")
+    return redirect(url_for(".show", payment_id=payment_id), 303)

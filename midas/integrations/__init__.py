@@ -1,0 +1,1 @@
+"""Thin gateways over message providers (SMTP, SendGrid, Mailgun, Twilio, Slack), built lazily from config."""

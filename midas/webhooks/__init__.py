@@ -1,0 +1,1 @@
+"""Provider webhook receivers (Stripe, PayPal IPN): verify, store, acknowledge, enqueue."""
