@@ -83,11 +83,11 @@ def _loggable_path() -> str:
 CSP = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self' https://js.stripe.com",
+        "script-src 'self' https://js.stripe.com https://*.js.stripe.com",
         "style-src 'self'",
         "img-src 'self' data: https://*.stripe.com",
         "connect-src 'self' https://api.stripe.com",
-        "frame-src https://js.stripe.com https://hooks.stripe.com",
+        "frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com",
         "frame-ancestors 'none'",
         "form-action 'self'",
         "base-uri 'self'",

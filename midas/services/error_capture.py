@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from midas import sentry
@@ -150,20 +151,37 @@ def _write(report: Report) -> ErrorGroup | None:
 
 def _group_for(session: Session, report: Report) -> ErrorGroup:
     key = fingerprint(report.error_type, report.message, report.top_frame)
-    group = session.scalar(select(ErrorGroup).where(ErrorGroup.fingerprint == key).with_for_update())
-    now = utcnow()
+    group = _locked_group(session, key)
     if group is None:
-        group = ErrorGroup(fingerprint=key, category=report.category, severity=report.severity,
-                           error_type=report.error_type[:120], message=scrub(report.message)[:2000],
-                           occurrences=0, first_seen_at=now)
-        session.add(group)
-    elif group.status == GroupStatus.RESOLVED.value:
+        group, created = _new_group(session, key, report)
+        if created:
+            return group  # inserted with this occurrence already counted
+    now = utcnow()
+    if group.status == GroupStatus.RESOLVED.value:
         group.status, group.regression = GroupStatus.OPEN.value, True
     if SEVERITY_RANK.get(report.severity, 0) > SEVERITY_RANK.get(group.severity, 0):
         group.severity = report.severity  # a LOW browser error that starts repeating becomes MEDIUM
     group.occurrences += 1
     group.last_seen_at = now
     return group
+
+
+def _locked_group(session: Session, key: str) -> ErrorGroup | None:
+    return session.scalar(select(ErrorGroup).where(ErrorGroup.fingerprint == key).with_for_update())
+
+
+def _new_group(session: Session, key: str, report: Report) -> tuple[ErrorGroup, bool]:
+    """Insert the group; when another process inserted the same fingerprint first, count on theirs instead."""
+    now = utcnow()
+    group = ErrorGroup(fingerprint=key, category=report.category, severity=report.severity,
+                       error_type=report.error_type[:120], message=scrub(report.message)[:2000], occurrences=1,
+                       first_seen_at=now, last_seen_at=now)
+    try:
+        with session.begin_nested():
+            session.add(group)
+    except IntegrityError:
+        return _locked_group(session, key), False
+    return group, True
 
 
 def _event(group: ErrorGroup, report: Report) -> ErrorEvent:
