@@ -93,6 +93,13 @@ class StripeGateway:
         return self._call("cancel_payment_intent", self._client.v1.payment_intents.cancel, intent_id,
                           {"cancellation_reason": "requested_by_customer"}, {"idempotency_key": idempotency_key})
 
+    def create_refund(self, *, payment_intent: str, amount: int, idempotency_key: str,
+                      metadata: dict[str, str]) -> dict:
+        """Refund part or all of a captured PaymentIntent; the key is the refund row's own."""
+        params = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
+        return self._call("create_refund", self._client.v1.refunds.create, params,
+                          {"idempotency_key": idempotency_key})
+
     def retrieve_charge(self, charge_id: str) -> dict:
         return self._call("retrieve_charge", self._client.v1.charges.retrieve, charge_id)
 

@@ -375,6 +375,9 @@ def _update_refund(row: Refund, refund: dict, source: str) -> None:
         notifications.refund_succeeded(row)
     if target == R.FAILED:
         row.failure_reason = refund.get("failure_reason") or "failed at Stripe"
+    from midas.services import refunds  # refunds imports this module's callers; keep the cycle lazy
+
+    refunds.after_provider_update(row)
 
 
 def _payment_by_intent(intent: str | dict | None) -> Payment | None:

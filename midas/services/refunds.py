@@ -247,13 +247,11 @@ def _send_to_stripe(actor: StaffUser, refund: Refund) -> None:
 
 
 def create_refund(payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]) -> dict:
-    """POST /v1/refunds through the app's Stripe client (the gateway has no refund call yet)."""
+    """POST /v1/refunds through the Stripe gateway, with the refund row's own idempotency key."""
     from midas.integrations.stripe_gateway import stripe_gateway
 
-    gateway = stripe_gateway()
-    params = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
-    return gateway._call("create_refund", gateway._client.v1.refunds.create, params,
-                         {"idempotency_key": idempotency_key})
+    return stripe_gateway().create_refund(payment_intent=payment_intent, amount=amount,
+                                          idempotency_key=idempotency_key, metadata=metadata)
 
 
 def record_offline(actor: StaffUser, refund_id: int, reference: str) -> Refund:

@@ -7,7 +7,8 @@ from flask_login import current_user
 
 from midas.htmx import render
 from midas.models import PaymentStatus, Provider, Role
-from midas.services import InvalidInput, payments, paypal_payments
+from midas.money import format_money, parse_major
+from midas.services import InvalidInput, deposits, payments, paypal_payments
 from midas.views.guards import role_required, staff_blueprint
 
 bp = staff_blueprint("payments", __name__, url_prefix="/payments")
@@ -43,4 +44,26 @@ def confirm_offline(payment_id: int):
         flash(str(exc), "error")
     else:
         flash("Payment recorded as received.", "success")
+    return redirect(url_for(".show", payment_id=payment_id), 303)
+
+
+@bp.post("/<int:payment_id>/capture-deposit")
+@role_required(Role.ADMIN)
+def capture_deposit(payment_id: int):
+    """Keep part (or all) of a security deposit hold, typed in major units; Stripe releases the rest."""
+    payment = payments.get_payment(payment_id)
+    try:
+        amount = parse_major(request.form.get("amount", ""), payment.currency)
+    except ValueError:
+        flash(f"Enter the amount to keep in {payment.currency}, e.g. 1,250.00.", "error")
+    else:
+        deposits.capture_deposit(current_user, payment_id, amount)
+        flash(f"Kept {format_money(amount, payment.currency)} of the deposit; the rest is released.", "success")
+    return redirect(url_for(".show", payment_id=payment_id), 303)
+
+
+@bp.post("/<int:payment_id>/release-deposit")
+def release_deposit(payment_id: int):
+    deposits.release_deposit(current_user, payment_id)
+    flash("Deposit hold released in full.", "success")
     return redirect(url_for(".show", payment_id=payment_id), 303)
