@@ -5,22 +5,24 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from midas.forms.inventory import choices
 from midas.models import Category
 
 LOCAL = "%Y-%m-%dT%H:%M"
+# Ids beyond a 32-bit key are never ours, and a database driver would choke on them.
+ROW_ID = NumberRange(1, 2**31 - 1, message="That is not one of the choices offered.")
 
 
 class NewBookingForm(FlaskForm):
-    customer_id = IntegerField("Customer", validators=[InputRequired(message="Choose the customer.")])
+    customer_id = IntegerField("Customer", validators=[InputRequired(message="Choose the customer."), ROW_ID])
     location_id = SelectField("Location", coerce=int)
     category = SelectField("Category", choices=[SelectChoice("", "Any category"), *choices(Category.values())],
                            validators=[Optional()])
     starts_at = DateTimeLocalField("Pick-up", format=LOCAL, validators=[DataRequired()])
     ends_at = DateTimeLocalField("Return", format=LOCAL, validators=[DataRequired()])
-    item_id = IntegerField("Item", validators=[InputRequired(message="Choose an available item.")])
+    item_id = IntegerField("Item", validators=[InputRequired(message="Choose an available item."), ROW_ID])
     notes = TextAreaField("Notes for the team", validators=[Optional(), Length(max=4000)])
     special_requests = TextAreaField("Special requests", validators=[Optional(), Length(max=4000)])
     status = SelectField("Create as", choices=[SelectChoice("pending_payment", "Hold and send for payment"),

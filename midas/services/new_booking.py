@@ -54,8 +54,7 @@ def find_customers(text: str, limit: int = 8) -> list[Customer]:
 
 def options(draft: Draft) -> Options:
     """Free items for the period and, once an item is chosen, its price for this customer's tier."""
-    found = Options(customer=db.session.get(Customer, draft.customer_id) if draft.customer_id else None,
-                    location=db.session.get(Location, draft.location_id) if draft.location_id else None)
+    found = Options(customer=_get(Customer, draft.customer_id), location=_get(Location, draft.location_id))
     if not (found.location and draft.local_start and draft.local_end):
         return found
     try:
@@ -71,15 +70,20 @@ def options(draft: Draft) -> Options:
 
 def create_from_form(actor: StaffUser, draft: Draft, status: str) -> Booking:
     """Create the booking the form describes (the booking service re-checks everything under its lock)."""
-    location = db.session.get(Location, draft.location_id)
+    location = _get(Location, draft.location_id)
     if location is None:
         raise DomainError("Choose a location.")
-    item = db.session.get(Item, draft.item_id)
+    item = _get(Item, draft.item_id)
     if item is None or item.location_id != location.id:
         raise DomainError("Choose one of the available items at this location.")
     starts_at, ends_at = _period(location, draft)
     return bookings.create_booking(actor, draft.customer_id, item.id, starts_at, ends_at, status=status,
                                    notes=draft.notes, special_requests=draft.special_requests)
+
+
+def _get(model, ident: int | None):
+    """A row by id, or None for ids no row can have (typed into a URL, or beyond a 32-bit key)."""
+    return db.session.get(model, ident) if isinstance(ident, int) and 0 < ident < 2**31 else None
 
 
 def _period(location: Location, draft: Draft) -> tuple[datetime, datetime]:

@@ -19,6 +19,7 @@ from midas.services import (
     booking_changes,
     booking_states,
     bookings,
+    customers,
     feeds,
     inventory,
     new_booking,
@@ -58,6 +59,18 @@ def create():
 def customer_choices():
     matches = new_booking.find_customers(request.args.get("customer_q", ""))
     return render("bookings/_customer_choices.html", customers=matches, chosen=None)
+
+
+@bp.post("/new/customer")
+def create_customer_inline():
+    """Add a customer without leaving the booking form; the fragment comes back with them chosen."""
+    data = customers.CustomerInput(name=request.form.get("new_name", ""), email=request.form.get("new_email", ""),
+                                   phone=request.form.get("new_phone", ""))
+    try:
+        customer = customers.create_customer(current_user, data)
+    except DomainError as exc:
+        return render("bookings/_customer_choices.html", customers=[], chosen=None, problem=str(exc)), 422
+    return render("bookings/_customer_choices.html", customers=[customer], chosen=customer)
 
 
 def _new_booking_form() -> NewBookingForm:

@@ -189,3 +189,21 @@ def test_booking_is_reassigned_to_another_concierge(login_as):
     assert db.session.get(Booking, booking.id).concierge_id == colleague.id
     assert "Colin Colleague" in staff.page(f"/bookings/{booking.reference}").select_one(
         "form.reassign option[selected]").get_text()
+
+
+def test_concierge_adds_a_customer_inline_and_it_comes_back_chosen(login_as):
+    from midas.models import Customer
+
+    response = login_as("concierge").post("/bookings/new/customer", {
+        "new_name": "Hedy Lamarr", "new_email": "Hedy@Example.com", "new_phone": "+44 20 7946 0958"}, htmx=True)
+    chosen = soup(response).select_one("input[name=customer_id][checked]")
+    customer = db.session.query(Customer).filter_by(email="hedy@example.com").one()
+    assert chosen["value"] == str(customer.id) and customer.phone == "+442079460958"
+
+
+def test_inline_customer_with_a_bad_email_is_explained_and_not_saved(login_as):
+    from midas.models import Customer
+
+    response = login_as("concierge").post("/bookings/new/customer", {"new_name": "X", "new_email": "nope"}, htmx=True)
+    assert response.status_code == 422 and soup(response).select_one(".field-error")
+    assert db.session.query(Customer).count() == 0
