@@ -102,12 +102,31 @@ def schedule_run(name: str) -> None:
     click.echo(f"{name}: {periodic.run_in_process(current_app._get_current_object(), name)!r}")
 
 
+@click.command("reconcile")
+@click.option("--since", "since", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")
+@click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (UTC), inclusive.")
+def reconcile(since, until) -> None:
+    """Compare Stripe's PaymentIntents and Refunds of the period with ours and print the differences."""
+    from midas.services import reconciliation
+
+    try:
+        report = reconciliation.run_and_save(since.date(), until.date() if until else None)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Checked {report.intents_checked} payment intent(s) and {report.refunds_checked} refund(s).")
+    for diff in report.differences:
+        click.echo(f"{diff.label:<18} {diff.kind:<15} {diff.provider_id:<32} ours: {diff.ours or '-'}"
+                   f"  Stripe: {diff.theirs or '-'}")
+    click.echo("No differences." if report.clean else f"{len(report.differences)} difference(s).")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(seed)
     app.cli.add_command(worker)
     app.cli.add_command(outbox)
     app.cli.add_command(schedule)
+    app.cli.add_command(reconcile)
     _start_embedded_ticker(app)
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
-from flask import request
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
 
 from midas.htmx import render
-from midas.models import EventStatus, Role
-from midas.services import webhooks
+from midas.models import EventStatus, Role, utcnow
+from midas.services import DomainError, webhooks
 from midas.views.guards import staff_blueprint
 
 bp = staff_blueprint("events", __name__, minimum=Role.ADMIN, url_prefix="/webhooks/events")
@@ -16,13 +15,25 @@ bp = staff_blueprint("events", __name__, minimum=Role.ADMIN, url_prefix="/webhoo
 
 @bp.get("")
 def index():
-    args = {"provider": request.args.get("provider", ""), "status": request.args.get("status", ""),
-            "event_type": request.args.get("type", "")}
-    page = webhooks.list_events(**args, page=request.args.get("page", 1, type=int))
-    return render("events/index.html", "results", page=page, filters=args, statuses=EventStatus.values())
+    filters = webhooks.parse_filters(request.args)
+    return render("events/index.html", "results", page=webhooks.list_events(filters), filters=filters,
+                  kpis=webhooks.event_kpis(utcnow()), statuses=EventStatus.values(), providers=webhooks.PROVIDERS)
 
 
 @bp.get("/<int:event_id>")
 def show(event_id: int):
     event = webhooks.get_event(event_id)
-    return render("events/show.html", event=event, payload=json.dumps(event.payload, indent=2, sort_keys=True))
+    return render("events/show.html", event=event, payload=webhooks.pretty_payload(event),
+                  payments=webhooks.payments_touched(event), history=webhooks.event_history(event))
+
+
+@bp.post("/<int:event_id>/rerun")
+def rerun(event_id: int):
+    """Retry a failed event or replay a processed one (admin, audited, idempotent)."""
+    try:
+        action = webhooks.rerun_event(current_user, event_id)
+    except DomainError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Event queued to be " + ("retried." if action == "retry" else "replayed."), "success")
+    return redirect(url_for(".show", event_id=event_id), 303)
