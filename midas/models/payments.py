@@ -47,6 +47,8 @@ class Payment(db.Model):
         CheckConstraint("length(currency) = 3", name="currency_iso"),
         UniqueConstraint("provider", "provider_ref"),
         Index("ix_payments_status_created", "status", "created_at"),
+        Index("ix_payments_created", "created_at", "id"),  # the dashboard's default order, paged by keyset
+        Index("ix_payments_succeeded", "succeeded_at"),  # revenue KPIs and reports
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -323,6 +323,8 @@ def upgrade():
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payments_booking_id'), ['booking_id'], unique=False)
         batch_op.create_index('ix_payments_status_created', ['status', 'created_at'], unique=False)
+        batch_op.create_index('ix_payments_created', ['created_at', 'id'], unique=False)
+        batch_op.create_index('ix_payments_succeeded', ['succeeded_at'], unique=False)
 
     op.create_table('webhook_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -483,6 +485,8 @@ def downgrade():
 
     op.drop_table('webhook_events')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('ix_payments_succeeded')
+        batch_op.drop_index('ix_payments_created')
         batch_op.drop_index('ix_payments_status_created')
         batch_op.drop_index(batch_op.f('ix_payments_booking_id'))
 
