@@ -34,12 +34,15 @@ class Periodic:
     queue: str
 
 
-# Reconciliation joins this list when its job exists.
 PERIODIC = (
     Periodic("release_expired_holds", "midas.tasks.schedule.release_expired_holds", 60, "high"),
     Periodic("check_alerts", "midas.tasks.errors.check_alerts", 60, "high"),
+    Periodic("retry_stripe_events", "midas.tasks.webhooks.retry_due_stripe_events", 60, "high"),
+    Periodic("sweep_paypal_ipn", "midas.tasks.paypal.sweep_ipn", 300, "default"),
     Periodic("queue_reminders", "midas.tasks.notifications.queue_reminders", 300, "default"),
+    Periodic("release_returned_deposits", "midas.tasks.deposits.release_returned_deposits", 900, "default"),
     Periodic("sweep_outbox", "midas.tasks.notifications.sweep_outbox", 60, "low"),
+    Periodic("reconcile_daily", "midas.tasks.reconciliation.reconcile_daily", 24 * 3600, "low"),
     Periodic("prune_error_events", "midas.tasks.errors.prune_error_events", 24 * 3600, "low"),
 )
 BY_NAME = {periodic.name: periodic for periodic in PERIODIC}
