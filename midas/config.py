@@ -102,6 +102,8 @@ class Config:
         self.ALERT_EMAILS = _split(env.get("ALERT_EMAILS"))
         self.SENTRY_DSN = env.get("SENTRY_DSN")
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
+        # Links in messages sent by background jobs (no request to take the host from).
+        self.PUBLIC_URL = env.get("PUBLIC_URL", "http://127.0.0.1:5000")
 
     @property
     def is_production(self) -> bool:

@@ -16,6 +16,7 @@ from midas.integrations import http
 from midas.integrations.delivery import Gateway, PermanentError, TransientError
 
 SMTP_TIMEOUT = 15
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +66,7 @@ class SmtpGateway:
         try:
             with self._connect() as smtp:
                 if self.username:
-                    smtp.login(self.username, self.password)
+                    self._login(smtp)
                 smtp.send_message(message.mime())
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
@@ -76,6 +77,12 @@ class SmtpGateway:
         except (smtplib.SMTPException, OSError) as exc:
             raise TransientError(f"{type(exc).__name__} at {self.host}:{self.port}: {exc}") from exc
         return message.message_id
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        # Never hand the password over in clear text to anything but this machine.
+        if not (isinstance(smtp.sock, ssl.SSLSocket) or self.host in LOOPBACK):
+            raise TransientError(f"{self.host}:{self.port} offers no STARTTLS; not sending the password in clear")
+        smtp.login(self.username, self.password)
 
     def _connect(self) -> smtplib.SMTP:
         if self.tls:

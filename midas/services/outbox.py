@@ -205,7 +205,7 @@ def _prepare(notification: Notification) -> _Outgoing | str:
         outgoing = _Outgoing(notification.id, notification.channel, _message(notification))
     except Exception as exc:  # a template that cannot render will not render on the next attempt either
         notification.status, notification.last_error = S.FAILED.value, f"could not render: {exc}"
-        _after_commit_report(notification)
+        _note_failure(notification)
         return "failed"
     _set_meta(notification, claimed_at=utcnow().isoformat())
     return outgoing
@@ -288,7 +288,7 @@ def _record_failure(notification_id: int, attempts: tuple[Attempt, ...]) -> str:
     _log(notification, attempts)
     if any(a.permanent for a in attempts) or notification.attempts >= MAX_ATTEMPTS:
         notification.status = S.FAILED.value
-        _after_commit_report(notification)
+        _note_failure(notification)
     else:
         notification.status = S.PENDING.value
         wait = BACKOFF[min(notification.attempts, len(BACKOFF)) - 1]
@@ -302,7 +302,7 @@ def _locked(notification_id: int) -> Notification:
     return db.session.get(Notification, notification_id, with_for_update=True, populate_existing=True)
 
 
-def _after_commit_report(notification: Notification) -> None:
+def _note_failure(notification: Notification) -> None:
     """Record a message that failed for good in the error log (NOTIFICATION), once this transaction commits."""
     facts = {"notification_id": notification.id, "template": notification.template,
              "channel": notification.channel, "recipient": notification.recipient, "attempts": notification.attempts,
@@ -368,7 +368,7 @@ def _sweep_one(notification: Notification, now: datetime, result: SweepResult) -
         if notification.attempts >= MAX_ATTEMPTS:
             notification.status, notification.last_error = S.FAILED.value, "the worker stopped while sending"
             result.failed.append(notification.id)
-            _after_commit_report(notification)
+            _note_failure(notification)
             return
         notification.status = S.PENDING.value
         result.unstuck.append(notification.id)

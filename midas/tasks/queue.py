@@ -79,7 +79,8 @@ def _listen_once() -> None:
 
 def _run_after_commit(session) -> None:
     for func, args, queue, options in session.info.pop(AFTER_COMMIT, ()):
-        dispatch_safely(func, *args, queue=queue, **options)
+        if not dispatch_safely(func, *args, queue=queue, **options) and redis_configured():
+            break  # Redis is down: one connect timeout is enough, the sweep sends the rest
 
 
 def _forget_after_rollback(session) -> None:

@@ -23,6 +23,7 @@ from midas.services import (
     feeds,
     inventory,
     new_booking,
+    notifications,
     timeline,
 )
 from midas.services.fleet_calendar import fleet_month
@@ -206,6 +207,15 @@ def no_show(reference: str):
     _require_valid(TransitionForm())
     booking = booking_states.mark_no_show(current_user, reference)
     return _after(f"{booking.reference} marked as a no-show.", booking.reference)
+
+
+@bp.post("/<reference>/send-checkout-link")
+def send_checkout_link(reference: str):
+    """Email or text the checkout link to the customer (a double click sends once)."""
+    _require_valid(TransitionForm())
+    channel = request.form.get("channel", "")
+    notifications.send_checkout_link(current_user, reference, channel)
+    return _after(f"Checkout link sent by {'SMS' if channel == 'sms' else 'email'}.", reference)
 
 
 @bp.post("/<reference>/cancel")

@@ -8,6 +8,7 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
+from aiosmtpd.smtp import AuthResult
 from werkzeug import Response
 
 from midas.integrations.delivery import DeliveryFailed, PermanentError, TransientError, send_with_failover
@@ -49,6 +50,24 @@ def test_smtp_delivers_one_message_with_headers_and_both_parts(smtp_server):
     assert [part.get_content_type() for part in received.iter_parts()] == ["text/plain", "text/html"]
     assert "Confirmed." in received.get_body(("plain",)).get_content()
     assert "<p>Confirmed.</p>" in received.get_body(("html",)).get_content()
+
+
+def test_smtp_signs_in_with_the_credentials_from_its_url(smtp_server):
+    seen = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        seen.append((mechanism, auth_data.login, auth_data.password))
+        return AuthResult(success=True)
+
+    controller = fakes.EphemeralController(smtp_server.mailbox, hostname="127.0.0.1", port=0,
+                                           authenticator=authenticator, auth_require_tls=False)
+    controller.start()
+    try:
+        SmtpGateway(f"smtp://apikey:s%40cret@127.0.0.1:{controller.port}").send(an_email())
+    finally:
+        controller.stop()
+    assert [login for _, login, _ in seen] == [b"apikey"] and seen[0][2] == b"s@cret"
+    assert len(smtp_server.messages) == 1
 
 
 def test_smtp_refusing_the_recipient_is_a_permanent_rejection(smtp_server):

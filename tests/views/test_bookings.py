@@ -207,3 +207,23 @@ def test_inline_customer_with_a_bad_email_is_explained_and_not_saved(login_as):
     response = login_as("concierge").post("/bookings/new/customer", {"new_name": "X", "new_email": "nope"}, htmx=True)
     assert response.status_code == 422 and soup(response).select_one(".field-error")
     assert db.session.query(Customer).count() == 0
+
+
+def test_checkout_link_is_sent_by_email_once_even_on_a_double_click(login_as):
+    from midas.models import Notification
+
+    booking = _booked()
+    staff = login_as("concierge")
+    links = db.session.query(Notification).filter_by(booking_id=booking.id, template="checkout_link")
+    before = links.count()  # creating a held booking already sent one
+    for _ in range(2):
+        response = staff.post(f"/bookings/{booking.reference}/send-checkout-link", {"channel": "email"})
+        assert response.status_code == 302
+    assert links.count() == before + 1
+    assert {n.recipient for n in links} == {booking.customer.email}
+
+
+def test_checkout_link_by_sms_needs_a_phone_number(login_as):
+    booking = _booked()
+    response = login_as("concierge").post(f"/bookings/{booking.reference}/send-checkout-link", {"channel": "sms"})
+    assert response.status_code == 422
