@@ -48,5 +48,19 @@ migrate: install
 seed: install
 	$(FLASK) seed --demo
 
+# Benchmark, never part of `make test`: a fresh PostgreSQL database at scale, gunicorn with the production
+# settings, wrk at 32 connections, the two bare-Flask ceilings; see "Benchmark" in README.md.
+BENCH_DB ?= midas_bench
+BENCH_AVAIL_BOOKINGS ?= 1000000
+BENCH_SEED_FLAGS ?=
+BENCH_FLAGS ?=
+bench: install
+	@command -v wrk >/dev/null || echo "wrk not found (apt-get install -y wrk): falling back to the Python load generator"
+	$(BIN)/python bench/seed.py --db $(BENCH_DB) $(BENCH_SEED_FLAGS)
+	@if [ "$(BENCH_AVAIL_BOOKINGS)" != "0" ]; then \
+		$(BIN)/python bench/seed.py --db $(BENCH_DB)_avail --availability-only --bookings $(BENCH_AVAIL_BOOKINGS); fi
+	$(BIN)/python bench/run.py --db $(BENCH_DB) \
+		$$( [ "$(BENCH_AVAIL_BOOKINGS)" != "0" ] && echo --avail-db $(BENCH_DB)_avail ) $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -132,7 +132,7 @@ class Loader:
                   ((i + 1, *LOCATIONS[i], self.now) for i in range(a.locations)))
         self.copy("staff_users", ["id", "email", "name", "role", "password_hash", "active", "failed_logins",
                                   "session_version", "created_at"],
-                  ((i + 1, f"staff{i + 1}@bench.invalid", f"Staff {i + 1}", ("concierge", "admin")[i % 2],
+                  ((i + 1, f"staff{i + 1}@example.com", f"Staff {i + 1}", ("concierge", "admin")[i % 2],
                     "!unusable", True, 0, 1, self.now) for i in range(STAFF)))
         self.items()
         self.customers()
@@ -243,9 +243,9 @@ class Loader:
                        amount if status == "succeeded" else 0, 0, f"{provider[:2]}_bench_{pid}", f"bench-pay-{pid}",
                        "card" if provider == "stripe" else provider, "card_declined" if status == "failed" else None,
                        created if status == "succeeded" else None, created, created)
-        self.copy("payments", ["id", "booking_id", "provider", "kind", "status", "amount", "currency", "amount_captured",
-                               "amount_refunded", "provider_ref", "idempotency_key", "method", "failure_code",
-                               "succeeded_at", "created_at", "updated_at"], rows())
+        self.copy("payments", ["id", "booking_id", "provider", "kind", "status", "amount", "currency",
+                               "amount_captured", "amount_refunded", "provider_ref", "idempotency_key", "method",
+                               "failure_code", "succeeded_at", "created_at", "updated_at"], rows())
 
     def refunds(self) -> None:
         a, paid = self.a, self.succeeded
