@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, abort, g, has_request_context, request
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -49,9 +49,19 @@ def init_app(app: Flask) -> None:
 
 
 def _start_request() -> None:
+    _refuse_nul_bytes()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
+
+
+def _refuse_nul_bytes() -> None:
+    """No text we store may hold a NUL: PostgreSQL refuses it, so refuse the request first, with the reason."""
+    # Provider webhooks read their raw body themselves (PayPal's must be posted back byte for byte).
+    parse_form = request.method == "POST" and not request.path.startswith("/webhooks/")
+    values = [*request.args.values(), *(request.form.values() if parse_form else ())]
+    if any("\x00" in value for value in values):
+        abort(400, "The request contained a NUL character, which no field accepts.")
 
 
 def _finish_request(response: Response) -> Response:

@@ -54,9 +54,10 @@ def revenue(now: datetime) -> dict[str, dict[str, int]]:
 
 
 def net_revenue(start: datetime) -> dict[str, int]:
-    paid_at = func.coalesce(Payment.succeeded_at, Payment.created_at)
+    # Every path that marks a payment succeeded stamps succeeded_at, so the ix_payments_succeeded range applies.
     charges = db.session.execute(select(Payment.currency, func.sum(Payment.amount)).where(
-        Payment.kind.in_(CHARGE_KINDS), Payment.status == SUCCEEDED, paid_at >= start).group_by(Payment.currency))
+        Payment.succeeded_at >= start, Payment.kind.in_(CHARGE_KINDS), Payment.status == SUCCEEDED)
+        .group_by(Payment.currency))
     refunds = db.session.execute(select(Refund.currency, func.sum(Refund.amount)).where(
         Refund.status == RefundStatus.SUCCEEDED.value,
         func.coalesce(Refund.succeeded_at, Refund.created_at) >= start).group_by(Refund.currency))

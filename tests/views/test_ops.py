@@ -94,3 +94,8 @@ def test_client_ip_comes_from_exactly_one_proxy_hop(backend_env):
 
     app.test_client().get("/_test_ip", headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.7"})
     assert seen["ip"] == "198.51.100.7"
+
+
+def test_a_nul_character_in_any_field_is_refused_with_a_reason(client):
+    response = client.get("/login?next=/\x00evil")
+    assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
