@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from midas.htmx import render
-from midas.services import dashboard
+from midas.models import utcnow
+from midas.services import dashboard, webhooks
 from midas.views.guards import staff_blueprint
 
 bp = staff_blueprint("home", __name__)
@@ -11,4 +12,5 @@ bp = staff_blueprint("home", __name__)
 
 @bp.get("/")
 def index():
-    return render("home/index.html", "tiles", tiles=dashboard.today_tiles())
+    now = utcnow()
+    return render("home/index.html", "tiles", tiles=dashboard.today_tiles(now), stale_feeds=webhooks.stale_feeds(now))

@@ -99,3 +99,16 @@ def test_client_ip_comes_from_exactly_one_proxy_hop(backend_env):
 def test_a_nul_character_in_any_field_is_refused_with_a_reason(client):
     response = client.get("/login?next=/\x00evil")
     assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
+
+
+def test_home_warns_when_a_provider_feed_goes_quiet(app, login_as):
+    from datetime import timedelta
+
+    from midas.extensions import db
+    from midas.models import WebhookEvent, utcnow
+
+    db.session.add(WebhookEvent(provider="stripe", event_id="evt_old", type="payment_intent.succeeded", payload={},
+                                status="processed", received_at=utcnow() - timedelta(hours=7)))
+    db.session.commit()
+    page = login_as("concierge").page("/")
+    assert page.select_one("[data-stale-feed]")["data-stale-feed"] == "stripe"
