@@ -21,3 +21,8 @@ def release_hold_or_fail(reference: str) -> None:
 def settle_payment_or_fail(payment_id: int) -> None:
     """An undecorated job: its category comes from its name."""
     raise LookupError(f"payment {payment_id} vanished")
+
+
+def explode(message: str) -> None:
+    """A job that always fails, for the Jobs page's failed-job list."""
+    raise RuntimeError(message)
