@@ -6,14 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from midas.database import begin_write
 from midas.extensions import db
 from midas.models import Booking, BookingStatus, Item, Role, StaffUser
 from midas.services import DomainError, InvalidInput, audit, availability, pricing
 from midas.services.auth import require_role
-from midas.services.bookings import NO_OVERLAP_CONSTRAINT, lines_from, lock_bookable_item, lost_race
+from midas.services.bookings import holding_item, lines_from, lock_bookable_item
 
 CHANGEABLE = {BookingStatus.QUOTE.value, BookingStatus.PENDING_PAYMENT.value, BookingStatus.CONFIRMED.value}
 CHANGE_FIELDS = ["item_id", "starts_at", "ends_at", "total_amount", "deposit_amount"]
@@ -40,19 +38,8 @@ def preview_change(reference: str, item_id: int, starts_at: datetime, ends_at: d
 def change_booking(actor: StaffUser, reference: str, item_id: int, starts_at: datetime, ends_at: datetime) -> Booking:
     """Move a booking to new dates and/or another item at the same location, at the new price; audited."""
     require_role(actor, Role.CONCIERGE)
-    begin_write(db.session)
-    try:
-        booking = _apply_change(actor, reference, item_id, starts_at, ends_at)
-        db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        if NO_OVERLAP_CONSTRAINT not in str(exc.orig):
-            raise
-        raise lost_race(item_id, starts_at, ends_at) from exc
-    except BaseException:
-        db.session.rollback()
-        raise
-    return booking
+    return holding_item(item_id, starts_at, ends_at,
+                        lambda: _apply_change(actor, reference, item_id, starts_at, ends_at))
 
 
 def _apply_change(actor: StaffUser, reference: str, item_id: int, starts_at: datetime, ends_at: datetime) -> Booking:

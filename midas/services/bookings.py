@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -212,14 +212,28 @@ def create_booking(
     if status not in BOOKABLE_STATUSES:
         raise DomainError(f"A new booking starts as a quote, pending payment or confirmed, not {status!r}.")
     hold = (now or utcnow()) + timedelta(minutes=hold_minutes) if status == BookingStatus.PENDING_PAYMENT else None
-    begin_write(db.session())  # SQLite: BEGIN IMMEDIATE, so the check and the insert are one serialized step
-    try:
+
+    def work() -> Booking:
         booking = _add_booking(actor, customer_id, item_id, starts_at, ends_at, status=status, notes=notes,
                                special_requests=special_requests, hold_expires_at=hold)
         audit.record("booking.created", "booking", booking.id, actor=actor, after=audit.snapshot(
             booking, ["reference", "status", "item_id", "customer_id", "starts_at", "ends_at", "total_amount",
                       "currency"]))
         notifications.booking_created(booking)
+        return booking
+
+    return holding_item(item_id, starts_at, ends_at, work)
+
+
+def holding_item(item_id: int, starts_at: datetime, ends_at: datetime, work: Callable[[], Booking]) -> Booking:
+    """Run `work` (check and write a booking of the item) as one serialized unit, committed or rolled back.
+
+    SQLite: BEGIN IMMEDIATE makes the check and the write one step. PostgreSQL: an overlap our check could
+    not see yet trips the exclusion constraint, and comes back as the conflict that names the winner.
+    """
+    begin_write(db.session())
+    try:
+        booking = work()
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
