@@ -47,16 +47,8 @@ def save_location(actor: StaffUser, data: LocationInput, location_id: int | None
     """Create or change a location (owner only); its currency is fixed once items are priced in it."""
     require_role(actor, Role.OWNER)
     location = get_location(location_id) if location_id else Location()
-    before = audit.snapshot(location, LOCATION_FIELDS) if location_id else None
     _check_location(data, location)
-    for name in LOCATION_FIELDS:
-        setattr(location, name, getattr(data, name))
-    db.session.add(location)
-    db.session.flush()
-    audit.record("location.changed" if location_id else "location.created", "location", location.id, actor=actor,
-                 before=before, after=audit.snapshot(location, LOCATION_FIELDS))
-    db.session.commit()
-    return location
+    return _save(actor, location, data, LOCATION_FIELDS, "location")
 
 
 def _check_location(data: LocationInput, location: Location) -> None:
@@ -100,16 +92,22 @@ def save_season(actor: StaffUser, data: SeasonInput, season_id: int | None = Non
     """Create or change a season rule (owner only): a price multiplier over a date range."""
     require_role(actor, Role.OWNER)
     rule = get_season(season_id) if season_id else SeasonRule()
-    before = audit.snapshot(rule, SEASON_FIELDS) if season_id else None
     _check_season(data)
-    for name in SEASON_FIELDS:
-        setattr(rule, name, getattr(data, name))
-    db.session.add(rule)
+    return _save(actor, rule, data, SEASON_FIELDS, "season", entity_type="season_rule")
+
+
+def _save(actor: StaffUser, record, data, fields: list[str], noun: str, entity_type: str | None = None):
+    """Copy the checked fields onto a new or existing record, audit before and after, commit."""
+    existing = record.id is not None
+    before = audit.snapshot(record, fields) if existing else None
+    for name in fields:
+        setattr(record, name, getattr(data, name))
+    db.session.add(record)
     db.session.flush()
-    audit.record("season.changed" if season_id else "season.created", "season_rule", rule.id, actor=actor,
-                 before=before, after=audit.snapshot(rule, SEASON_FIELDS))
+    audit.record(f"{noun}.{'changed' if existing else 'created'}", entity_type or noun, record.id, actor=actor,
+                 before=before, after=audit.snapshot(record, fields))
     db.session.commit()
-    return rule
+    return record
 
 
 def delete_season(actor: StaffUser, season_id: int) -> None:
