@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
+
+from midas.extensions import db
+
+T = TypeVar("T")
 
 _registered = False
 
@@ -58,3 +64,15 @@ def begin_write(session: Session | scoped_session) -> None:
     if session.in_transaction():
         session.commit()  # only reads so far (e.g. loading the current user): end them
     session.connection()
+
+
+def in_write(change: Callable[[], T]) -> T:
+    """Run `change` as one serialized write transaction and commit it (rolled back on any error)."""
+    begin_write(db.session)
+    try:
+        result = change()
+        db.session.commit()
+        return result
+    except BaseException:
+        db.session.rollback()
+        raise

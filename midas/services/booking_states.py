@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from midas.database import begin_write
+from midas.database import begin_write, in_write
 from midas.extensions import db
 from midas.models import BLOCKING_STATUSES, Booking, BookingLine, BookingStatus, LineKind, Role, StaffUser, utcnow
 from midas.money import apply_bp, round_to_charge_unit
@@ -58,23 +58,11 @@ def _move(booking: Booking, target: BookingStatus, actor: StaffUser | None, **fa
                  after={"status": target.value, **facts})
 
 
-def _load(reference: str, for_write: bool = True) -> Booking:
-    if for_write:
-        begin_write(db.session())
+def _load(reference: str) -> Booking:
     booking = db.session.scalar(select(Booking).where(Booking.reference == reference.upper()).with_for_update())
     if booking is None:
         raise InvalidInput(f"No booking with reference {reference}.")
     return booking
-
-
-def _commit_or_rollback(change) -> Booking:
-    try:
-        booking = change()
-        db.session.commit()
-        return booking
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def _hold_slot(booking: Booking) -> None:
@@ -98,7 +86,7 @@ def send_for_payment(actor: StaffUser, reference: str, hold_minutes: int = DEFAU
         notifications.booking_held(booking)
         return booking
 
-    return _commit_or_rollback(change)
+    return in_write(change)
 
 
 def hold_for_checkout(reference: str, minutes: int = CHECKOUT_GRACE_MINUTES, now: datetime | None = None) -> Booking:
@@ -121,7 +109,7 @@ def hold_for_checkout(reference: str, minutes: int = CHECKOUT_GRACE_MINUTES, now
         _move(booking, S.PENDING_PAYMENT, None, hold_expires_at=until, reason="customer opened checkout")
         return booking
 
-    return _commit_or_rollback(change)
+    return in_write(change)
 
 
 def confirm(actor: StaffUser | None, reference: str, reason: str = "") -> Booking:
@@ -137,7 +125,7 @@ def confirm(actor: StaffUser | None, reference: str, reason: str = "") -> Bookin
         notifications.booking_confirmed(booking)
         return booking
 
-    return _commit_or_rollback(change)
+    return in_write(change)
 
 
 def hand_over(actor: StaffUser, reference: str, now: datetime | None = None) -> Booking:
@@ -153,7 +141,7 @@ def hand_over(actor: StaffUser, reference: str, now: datetime | None = None) -> 
         _move(booking, S.IN_PROGRESS, actor, handed_over_at=now)
         return booking
 
-    return _commit_or_rollback(change)
+    return in_write(change)
 
 
 def cancel(actor: StaffUser, reference: str, reason: str) -> Booking:
@@ -171,7 +159,7 @@ def cancel(actor: StaffUser, reference: str, reason: str) -> Booking:
         notifications.booking_cancelled(booking, previous)
         return booking
 
-    return _commit_or_rollback(change)
+    return in_write(change)
 
 
 def mark_no_show(actor: StaffUser, reference: str, now: datetime | None = None) -> Booking:
@@ -186,7 +174,7 @@ def mark_no_show(actor: StaffUser, reference: str, now: datetime | None = None) 
         _move(booking, S.NO_SHOW, actor)
         return booking
 
-    return _commit_or_rollback(change)
+    return in_write(change)
 
 
 def release_expired_holds(now: datetime | None = None) -> list[str]:
@@ -224,7 +212,7 @@ def complete(actor: StaffUser, reference: str, returned_at: datetime | None = No
         notifications.booking_completed(booking)
         return booking
 
-    booking = _commit_or_rollback(change)
+    booking = in_write(change)
     from midas.services import loyalty
 
     loyalty.award_points(booking.id)

@@ -15,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import func, select
 
-from midas.database import begin_write
+from midas.database import in_write
 from midas.extensions import db
 from midas.integrations import paypal_gateway
 from midas.integrations.paypal_gateway import Order, PayPalError, PayPalGateway
@@ -51,7 +50,6 @@ from midas.services import (
 from midas.services.auth import require_role
 from midas.services.error_capture import record_error
 
-T = TypeVar("T")
 P = PaymentStatus
 PAYABLE = {BookingStatus.QUOTE.value, BookingStatus.PENDING_PAYMENT.value}
 OFFLINE = {Provider.BANK_TRANSFER.value: "bank transfer", Provider.PAY_ON_PICKUP.value: "payment at pick-up"}
@@ -159,18 +157,6 @@ def locked_booking(booking_id: int) -> Booking:
     connection) insert rows that reference the booking meanwhile instead of waiting for us forever.
     """
     return db.session.scalar(select(Booking).where(Booking.id == booking_id).with_for_update(key_share=True))
-
-
-def in_write(change: Callable[[], T]) -> T:
-    """Run `change` as one serialized write transaction and commit it (rolled back on any error)."""
-    begin_write(db.session)
-    try:
-        result = change()
-        db.session.commit()
-        return result
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 # What the checkout page offers.
