@@ -212,7 +212,8 @@ class Loader:
                     yield (bid, f"MID-{bid:08X}", hashlib.sha256(f"bench-{bid}".encode()).hexdigest(), cust, item,
                            (bid % STAFF) + 1, status, starts, ends, starts - timedelta(hours=2),
                            ends + timedelta(hours=2), LOCATIONS[loc][5], total, total // 5,
-                           created + timedelta(hours=24) if status == "pending_payment" else None, "", "",
+                           # a live system releases a hold once it expires: the seeded ones are all still running
+                           self.now + timedelta(hours=1 + bid % 47) if status == "pending_payment" else None, "", "",
                            "Customer changed plans" if status == "cancelled" else None,
                            starts if status in ("in_progress", "completed") else None,
                            ends if status == "completed" else None, created, created)
@@ -311,7 +312,8 @@ class Loader:
                 bid, _, _, cust = meta[nid % len(meta)] if meta else (None, None, None, 1)
                 channel = "email" if nid % 4 else "sms"
                 at = self.now - timedelta(minutes=nid)
-                status = (("sent",) * 8 + ("pending", "failed"))[nid % 10]
+                # no "pending": a live outbox sends within seconds, and the worker's sweep would resend them all
+                status = (("sent",) * 8 + ("cancelled", "failed"))[nid % 10]
                 yield (nid, f"bench-{nid}", channel, "booking_confirmed", f"customer{cust}@example.com"
                        if channel == "email" else f"+4477{cust:08d}", "Your booking is confirmed"
                        if channel == "email" else None, json.dumps({"booking_id": bid}), status,

@@ -63,6 +63,11 @@ class Config:
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_KEY_PREFIX = env.get("RATELIMIT_KEY_PREFIX", "midas-limits")
         self.RATELIMIT_HEADERS_ENABLED = True
+        # Redis down must not turn a checkout or a login into a 500: limits fall back to per-process memory.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        # A hung Redis (accepting, never answering) must cost a request a second, not the router's 30.
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1} if self.REDIS_URL else {}
         self.LOGIN_RATE_LIMIT = env.get("LOGIN_RATE_LIMIT", "10 per minute")
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.SESSION_COOKIE_HTTPONLY = True
@@ -104,6 +109,8 @@ class Config:
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         # Links in messages sent by background jobs (no request to take the host from).
         self.PUBLIC_URL = env.get("PUBLIC_URL", "http://127.0.0.1:5000")
+        # How often the home page refreshes its board (seconds); short in tests, never below one.
+        self.HOME_REFRESH_SECONDS = max(1, int(env.get("HOME_REFRESH_SECONDS", "30")))
 
     @property
     def is_production(self) -> bool:

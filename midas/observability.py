@@ -44,6 +44,9 @@ def configure_logging(level: str) -> None:
 def init_app(app: Flask) -> None:
     if not app.testing:
         configure_logging(app.config["LOG_LEVEL"])
+    # Stripe's SDK logs whole response bodies (client secrets, customer details) at DEBUG: never let them
+    # through, whatever LOG_LEVEL says.
+    logging.getLogger("stripe").setLevel(logging.INFO)
     app.before_request(_start_request)
     app.after_request(_finish_request)
 

@@ -22,6 +22,7 @@ from midas.extensions import db, limiter
 from midas.models import StaffUser
 from midas.services.auth import hash_password
 from midas.services.error_capture import flush_deferred
+from tests.browser.fixtures import chromium, live_server, page, playwright_driver  # noqa: F401 (shared by every dir)
 
 PASSWORD = "correct horse battery staple"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -122,8 +123,8 @@ class StaffClient:
     client: FlaskClient
 
     def csrf_token(self) -> str:
-        page = self.client.get("/login", follow_redirects=True)
-        return soup(page).find("meta", attrs={"name": "csrf-token"})["content"]
+        response = self.client.get("/login", follow_redirects=True)
+        return soup(response).find("meta", attrs={"name": "csrf-token"})["content"]
 
     def login(self, email: str, password: str = PASSWORD):
         return self.post("/login", {"email": email, "password": password})

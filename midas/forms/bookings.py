@@ -50,5 +50,12 @@ class ChangeForm(FlaskForm):
     ends_at = DateTimeLocalField("Return", format=LOCAL, validators=[DataRequired()])
 
 
+class RedeemForm(FlaskForm):
+    points = IntegerField("Points to redeem", validators=[
+        InputRequired(message="Enter how many points to redeem."),
+        NumberRange(1, 2**31 - 1, message="Enter a number of points."),
+    ])
+
+
 class ReassignForm(FlaskForm):
     concierge_id = SelectField("Concierge", coerce=int)

@@ -1,4 +1,4 @@
-"""PayPal over HTTPS: a client-credentials token, the Orders v2 API, and IPN verification.
+"""PayPal over HTTPS: a client-credentials token, the Orders v2 and capture-refund APIs, and IPN verification.
 
 PayPal's maintained Python SDKs do not cover Orders v2 the way we need (our own request ids, our own
 timeouts), so this is a small `requests` client. Every base URL comes from config, so tests point it at
@@ -48,6 +48,13 @@ class Capture:
     value: str  # PayPal's amount string, e.g. "4250.00"
     currency: str
     reason: str | None = None  # status_details.reason for a pending or declined capture
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str  # COMPLETED, PENDING, FAILED, CANCELLED
+    reason: str | None = None  # status_details.reason, e.g. ECHECK for a pending refund
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,20 @@ class PayPalGateway:
 
     def get_order(self, order_id: str) -> Order:
         return _order(self._call("GET", f"/v2/checkout/orders/{order_id}"))
+
+    def refund_capture(self, capture_id: str, amount: int, currency: str, request_id: str, note: str = "",
+                       invoice_id: str | None = None) -> RefundResult:
+        """Refund part or all of a capture; the same request id returns the same refund, never a second one."""
+        body: dict[str, Any] = {"amount": {"currency_code": currency, "value": paypal_value(amount, currency)}}
+        if note:
+            body["note_to_payer"] = note[:255]
+        if invoice_id:
+            body["invoice_id"] = invoice_id[:127]
+        return _refund(self._call("POST", f"/v2/payments/captures/{capture_id}/refund", request_id, body))
+
+    def get_refund(self, refund_id: str) -> RefundResult:
+        """PayPal's current word on a refund (a PENDING one settles later)."""
+        return _refund(self._call("GET", f"/v2/payments/refunds/{refund_id}"))
 
     def verify_ipn(self, raw_body: bytes) -> str:
         """Post the message back byte for byte after `cmd=_notify-validate&`; PayPal says VERIFIED or INVALID."""
@@ -200,6 +221,11 @@ def _order(body: dict) -> Order:
     return Order(id=body["id"], status=body.get("status", ""),
                  approve_url=links.get("payer-action") or links.get("approve"),
                  capture=_capture(captures[-1]) if captures else None)
+
+
+def _refund(body: dict) -> RefundResult:
+    return RefundResult(id=body["id"], status=body.get("status", ""),
+                        reason=(body.get("status_details") or {}).get("reason"))
 
 
 def _capture(body: dict) -> Capture:

@@ -165,7 +165,6 @@ def stripe_gateway() -> StripeGateway:
 
 
 def _client(config) -> stripe.StripeClient:
-    # A fork (RQ's work horse) gets its own client: the HTTP session's sockets must not be shared.
     timeout = config.get("STRIPE_TIMEOUT_SECONDS") or TIMEOUT
     return stripe.StripeClient(
         config["STRIPE_SECRET_KEY"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from midas.extensions import db
@@ -23,6 +23,9 @@ class Customer(db.Model):
         check_in("tier", Tier),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("loyalty_points >= 0", name="loyalty_points_positive"),
+        Index("ix_customers_phone", "phone"),  # the customer page's same-phone duplicates
+        # LIKE 'base+%@domain' (same-mailbox duplicates) uses it whatever the collation
+        Index("ix_customers_email_pattern", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,6 +27,7 @@ class WebhookEvent(db.Model):
         UniqueConstraint("provider", "event_id"),
         Index("ix_webhook_events_received", "received_at", "id"),
         Index("ix_webhook_events_status", "status", "received_at"),
+        Index("ix_webhook_events_provider_received", "provider", "received_at"),  # each feed's latest event
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,6 +33,13 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     RELEASED = "released"
+    PARTIALLY_REFUNDED = "partially_refunded"  # captured, some of it refunded: set only from succeeded refunds
+    REFUNDED = "refunded"  # everything captured went back
+
+    @classmethod
+    def paid(cls) -> tuple[str, ...]:
+        """The states of a captured payment, refunded or not: the customer paid it."""
+        return (cls.SUCCEEDED.value, cls.PARTIALLY_REFUNDED.value, cls.REFUNDED.value)
 
 
 class Payment(db.Model):
@@ -44,11 +51,21 @@ class Payment(db.Model):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refunded_within_amount"),
         CheckConstraint("amount_captured >= 0 AND amount_captured <= amount", name="captured_within_amount"),
+        # The refund states follow amount_refunded (the service keeps it equal to the succeeded refunds).
+        CheckConstraint("status NOT IN ('partially_refunded', 'refunded') OR "
+                        "(amount_refunded > 0 AND amount_refunded <= amount_captured)",
+                        name="refund_state_has_refunds"),
+        CheckConstraint("status <> 'refunded' OR amount_refunded = amount_captured", name="refunded_in_full"),
         CheckConstraint("length(currency) = 3", name="currency_iso"),
         UniqueConstraint("provider", "provider_ref"),
         Index("ix_payments_status_created", "status", "created_at"),
         Index("ix_payments_created", "created_at", "id"),  # the dashboard's default order, paged by keyset
         Index("ix_payments_succeeded", "succeeded_at"),  # revenue KPIs and reports
+        Index("ix_payments_status_updated", "status", "updated_at"),  # failures of the last 24 hours
+        Index("ix_payments_currency", "currency"),  # the currency filter's distinct values, by skip scan
+        # the 30-day counters read from the index alone on PostgreSQL
+        Index("ix_payments_window", "created_at",
+              postgresql_include=["status", "kind", "currency", "amount", "amount_refunded"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -86,6 +103,7 @@ class RefundStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    NO_REFUND = "no_refund"  # a decision to refund nothing (e.g. a late cancellation), kept with its rule
 
 
 class RefundOverride(StrEnum):
@@ -99,11 +117,13 @@ class Refund(db.Model):
     __table_args__ = (
         check_in("status", RefundStatus),
         check_in("override", RefundOverride),
-        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("(status = 'no_refund' AND amount = 0) OR (status <> 'no_refund' AND amount > 0)",
+                        name="amount_fits_status"),
         CheckConstraint("length(currency) = 3", name="currency_iso"),
         CheckConstraint("approved_by_id IS NULL OR approved_by_id <> requested_by_id", name="no_self_approval"),
         UniqueConstraint("provider_ref"),
         Index("ix_refunds_status_created", "status", "created_at"),
+        Index("ix_refunds_created", "created_at", "id"),  # the dashboard's history, newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rq import Retry
 from sqlalchemy import select
 
 from midas.database import begin_write, in_write
 from midas.extensions import db
 from midas.models import BLOCKING_STATUSES, Booking, BookingLine, BookingStatus, LineKind, Role, StaffUser, utcnow
 from midas.money import apply_bp, round_to_charge_unit
-from midas.services import DomainError, InvalidInput, audit, availability, notifications
+from midas.services import DomainError, InvalidInput, audit, availability, notifications, refunds
 from midas.services.auth import require_role
+from midas.tasks.queue import enqueue_after_commit
+from midas.timeutil import localize
 
 S = BookingStatus
 TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
@@ -36,6 +39,9 @@ TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
 }
 DEFAULT_HOLD_MINUTES = 30
 CHECKOUT_GRACE_MINUTES = 15  # enough to finish paying, including a 3-D Secure check
+CHARGE_LATE_FEE_JOB = "midas.tasks.deposits.charge_late_fee"
+LATE_FEE_RETRY = Retry(max=3, interval=[30, 120, 600])
+RETURN_CLOCK_SKEW = timedelta(minutes=10)  # a typed return may run a little ahead of the server's clock
 
 
 class IllegalTransition(DomainError):
@@ -145,7 +151,7 @@ def hand_over(actor: StaffUser, reference: str, now: datetime | None = None) -> 
 
 
 def cancel(actor: StaffUser, reference: str, reason: str) -> Booking:
-    """Cancel with a reason; the slot is released at once (refunds follow their own flow)."""
+    """Cancel with a reason; the slot is released at once and the policy refund of what was paid is recorded."""
     require_role(actor, Role.CONCIERGE)
     if not reason.strip():
         raise InvalidInput("Say why the booking is cancelled.", "reason")
@@ -156,6 +162,7 @@ def cancel(actor: StaffUser, reference: str, reason: str) -> Booking:
         booking.cancel_reason = reason.strip()[:240]
         booking.hold_expires_at = None
         _move(booking, S.CANCELLED, actor, reason=booking.cancel_reason)
+        refunds.decide_on_cancellation(actor, booking)  # money paid: the policy's refund (even 0) is recorded
         notifications.booking_cancelled(booking, previous)
         return booking
 
@@ -192,8 +199,25 @@ def release_expired_holds(now: datetime | None = None) -> list[str]:
     return [booking.reference for booking in expired]
 
 
+def record_return(actor: StaffUser, reference: str, local_returned_at: datetime,
+                  now: datetime | None = None) -> Booking:
+    """Complete a booking from the return time staff typed: a wall-clock time at the item's venue."""
+    booking = db.session.scalar(select(Booking).where(Booking.reference == reference.upper()))
+    if booking is None:
+        raise InvalidInput(f"No booking with reference {reference}.")
+    returned_at = localize(local_returned_at.replace(tzinfo=None), booking.item.location.timezone)
+    if returned_at > (now or utcnow()) + RETURN_CLOCK_SKEW:
+        raise InvalidInput("The return time is in the future: enter when the item came back.", "returned_at")
+    db.session.commit()  # only read: complete() takes the lock in its own write
+    return complete(actor, reference, returned_at)
+
+
 def complete(actor: StaffUser, reference: str, returned_at: datetime | None = None) -> Booking:
-    """In progress → completed. An early return frees the rest of the slot; a late one adds a late-fee line."""
+    """In progress → completed. An early return frees the rest of the slot; a late one adds a late-fee line.
+
+    The fee is charged after the commit, by a job (the Stripe call stays out of this transaction):
+    from the deposit hold when it covers the fee, else as a balance payment (services.late_fees).
+    """
     require_role(actor, Role.CONCIERGE)
     returned_at = returned_at or utcnow()
 
@@ -207,6 +231,7 @@ def complete(actor: StaffUser, reference: str, returned_at: datetime | None = No
             booking.block_ends_at = returned_at + timedelta(hours=booking.item.buffer_after_hours)
         if fee:
             _add_late_fee_line(booking, returned_at, fee)
+            enqueue_after_commit(CHARGE_LATE_FEE_JOB, booking.id, queue="high", retry=LATE_FEE_RETRY)
         booking.returned_at = returned_at
         _move(booking, S.COMPLETED, actor, returned_at=returned_at, late_fee=fee)
         notifications.booking_completed(booking)

@@ -1,5 +1,9 @@
 """What a customer sees behind their checkout link, and paying by card through Stripe.
 
+A completed booking returned late may owe a balance (its late fee, services.late_fees): while that
+balance payment is open the link shows it as the amount due, and paying it records the money without
+touching the booking's state.
+
 The amount is always computed here from the booking (its total less what has already been paid);
 nothing the browser sends is read. Each attempt is a Payment row written before Stripe is called,
 carrying a deterministic idempotency key (`booking:<id>:charge:<amount>`, then `…:2` after a
@@ -19,7 +23,7 @@ from sqlalchemy.orm import joinedload
 from midas.extensions import db
 from midas.integrations.stripe_gateway import ProviderError, StripeGateway, card_payments_enabled, stripe_gateway
 from midas.models import Booking, BookingStatus, Item, Payment, PaymentKind, PaymentStatus, Provider, utcnow
-from midas.services import DomainError, NotFound, availability, booking_states, payment_events
+from midas.services import DomainError, NotFound, availability, booking_states, late_fees, payment_events
 
 PAID = {BookingStatus.CONFIRMED.value, BookingStatus.IN_PROGRESS.value, BookingStatus.COMPLETED.value}
 CLOSED = {BookingStatus.CANCELLED.value, BookingStatus.NO_SHOW.value}
@@ -56,7 +60,7 @@ class CardNotPossible(DomainError):
 @dataclass
 class CheckoutView:
     booking: Booking
-    state: str  # "payable", "paid", "closed" or "expired"
+    state: str  # "payable", "balance" (a completed booking's late fee), "paid", "closed" or "expired"
     amount_due: int = 0
     card_enabled: bool = False
     latest_payment: Payment | None = None  # the latest card attempt
@@ -88,6 +92,10 @@ def for_token(token: str, now: datetime | None = None) -> CheckoutView:
     if booking is None:
         raise NotFound("This payment link is not valid. Please ask your concierge for a new one.")
     deposit_state, deposit = _deposit(booking, now)
+    balance = late_fees.open_balance(booking.id) if booking.status == BookingStatus.COMPLETED.value else None
+    if balance is not None:  # a late return's fee: the open balance payment is what is owed now
+        return CheckoutView(booking=booking, state="balance", amount_due=balance.amount,
+                            card_enabled=card_payments_enabled(), latest_payment=balance)
     return CheckoutView(booking=booking, state=_state(booking, now), amount_due=amount_due(booking),
                         card_enabled=card_payments_enabled(), latest_payment=_latest(booking, PaymentKind.CHARGE),
                         deposit_state=deposit_state, deposit_payment=deposit)
@@ -135,6 +143,8 @@ def _deposit(booking: Booking, now: datetime) -> tuple[str, Payment | None]:
 def start_card_payment(token: str, now: datetime | None = None) -> IntentCreated:
     """Create (or reuse) the PaymentIntent for what the booking still owes; the amount is ours alone."""
     view = for_token(token, now)
+    if view.state == "balance":
+        return _pay_balance(view)
     _refuse_unpayable(view)
     gateway = stripe_gateway()
     booking = _hold(view.booking, now)
@@ -162,6 +172,15 @@ def start_deposit_hold(token: str, now: datetime | None = None) -> IntentCreated
     amount = view.booking.deposit_amount
     _cancel_stale(gateway, view.booking, PaymentKind.DEPOSIT, amount)
     return _intent_for(gateway, _open_payment(view.booking, PaymentKind.DEPOSIT, amount))
+
+
+def _pay_balance(view: CheckoutView) -> IntentCreated:
+    """A completed booking's balance: its open payment row is the amount, and there is no slot to hold."""
+    gateway = stripe_gateway()
+    if view.card_too_large:
+        raise CardNotPossible("This amount is above what a card can pay at once. Please pay by bank transfer.")
+    _refuse_in_flight(view.booking, PaymentKind.LATE_FEE)
+    return _intent_for(gateway, view.latest_payment)
 
 
 def _refuse_unpayable(view: CheckoutView) -> None:

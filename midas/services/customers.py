@@ -11,7 +11,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, Exists, Select, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Exists, Select, and_, case, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -37,7 +37,7 @@ from midas.models import (
 from midas.money import exponent
 from midas.services import DomainError, InvalidInput, NotFound, PermissionDenied, audit
 from midas.services.auth import require_role
-from midas.services.listing import Page, matches, order_by, paginate
+from midas.services.listing import Page, like, order_by, paginate
 
 CUSTOMER_FIELDS = ["name", "email", "phone", "tier", "notes", "email_opt_in", "sms_opt_in", "marketing_consent",
                    "marketing_consent_at", "marketing_consent_source", "preferred_location_id", "loyalty_points"]
@@ -108,7 +108,11 @@ def search_customers(q: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
 
 
 def _search(q: str) -> ColumnElement[bool]:
-    condition = matches(q, Customer.name, Customer.email, Customer.phone)
+    # Emails are stored lowercase (a CHECK says so) and phones as E.164 digits, so a plain LIKE with the
+    # lowercased pattern finds what ILIKE would, at half the cost over every customer.
+    pattern = like(q)
+    condition = or_(Customer.name.ilike(pattern, escape="\\"), Customer.email.like(pattern, escape="\\"),
+                    Customer.phone.like(pattern, escape="\\"))
     digits = re.sub(r"\D", "", q).lstrip("0")
     if len(digits) >= 6:  # a number typed the national way ("020 7946 0958") still finds +442079460958
         condition = or_(condition, Customer.phone.contains(digits))
@@ -178,7 +182,7 @@ NET_REVENUE = Payment.amount_captured - Payment.amount_refunded
 
 
 def _revenue() -> tuple[ColumnElement[bool], ...]:
-    return Payment.status == PaymentStatus.SUCCEEDED.value, Payment.kind != PaymentKind.DEPOSIT.value
+    return Payment.status.in_(PaymentStatus.paid()), Payment.kind != PaymentKind.DEPOSIT.value
 
 
 def _valued_at_least(thresholds: dict[str, int], customer_ids: list[int] | None) -> Select:
@@ -497,6 +501,7 @@ def _similar_names(customer: Customer) -> list[Customer]:
     # A ratio of 0.9 needs the shorter name to be at least 9/11 of the longer one.
     shortest, longest = len(customer.name) * 9 // 11, -(-len(customer.name) * 11 // 9)
     stmt = _others(customer).where(
+        _starting_with(first),
         func.lower(Customer.name).like(f"{_literal(first)}%", escape="\\"),
         func.lower(Customer.name).like(f"%{_literal(last)}%" if len(words) == 1 else f"% {_literal(last)}%",
                                        escape="\\"),
@@ -504,6 +509,17 @@ def _similar_names(customer: Customer) -> list[Customer]:
     ).limit(DUPLICATE_CANDIDATES)
     return [other for other in db.session.scalars(stmt)
             if difflib.SequenceMatcher(None, name, _normal_name(other.name)).ratio() >= NAME_SIMILARITY]
+
+
+def _starting_with(letter: str) -> ColumnElement[bool]:
+    """A superset of names starting with `letter` in either case, as ranges ix_customers_name can serve.
+
+    lower(name) LIKE 'y%' alone reads every customer; this leaves only those of one initial to filter.
+    """
+    if not ("a" <= letter <= "z"):
+        return true()
+    ranges = [and_(Customer.name >= start, Customer.name < chr(ord(start) + 1)) for start in (letter.upper(), letter)]
+    return or_(*ranges)
 
 
 def _normal_name(name: str) -> str:

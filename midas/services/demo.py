@@ -317,7 +317,7 @@ DECLINES = (("card_declined", "Your card was declined."), ("insufficient_funds",
 CARD_BRANDS = {"visa": 45, "mastercard": 30, "amex": 25}
 CHARGE_PROVIDERS = {Provider.STRIPE.value: 75, Provider.PAYPAL.value: 15, Provider.BANK_TRANSFER.value: 10}
 REFUND_OUTCOMES = {RefundStatus.SUCCEEDED.value: 55, RefundStatus.PENDING_APPROVAL.value: 20,
-                   RefundStatus.FAILED.value: 10, RefundStatus.REJECTED.value: 5, "": 10}
+                   RefundStatus.FAILED.value: 10, RefundStatus.REJECTED.value: 5, RefundStatus.NO_REFUND.value: 10}
 POLICY_RULES = {True: "Cancelled 14 or more days before pickup: refundable lines in full",
                 False: "Cancelled less than 14 days before pickup: 50% of refundable lines"}
 DISPUTES = (
@@ -769,8 +769,11 @@ def _cancellation_refund(run: _Run, booking: Booking, payment: Payment, outcome:
     at = booking.updated_at + timedelta(minutes=run.rng.randint(5, 180))
     if outcome == RefundStatus.PENDING_APPROVAL.value and at < run.now - timedelta(days=10):
         outcome = RefundStatus.SUCCEEDED.value  # approvals do not wait for weeks
-    _refund(run, payment, refundable if in_full else apply_bp(refundable, 5000), outcome, at,
-            reason=booking.cancel_reason, rule=None if force_majeure else POLICY_RULES[in_full],
+    amount = refundable if in_full else apply_bp(refundable, 5000)
+    rule = None if force_majeure else POLICY_RULES[in_full]
+    if outcome == RefundStatus.NO_REFUND.value:  # a late cancellation: the decision to refund nothing is kept
+        amount, rule, force_majeure = 0, "Cancelled at the last minute: nothing refundable", False
+    _refund(run, payment, amount, outcome, at, reason=booking.cancel_reason, rule=rule,
             override=RefundOverride.FORCE_MAJEURE if force_majeure else RefundOverride.NONE)
 
 
@@ -800,7 +803,10 @@ def _settle(run: _Run, refund: Refund) -> None:
         refund.provider_ref = f"re_3{_token(run.rng, 23, ID_ALPHABET)}" if stripe else _provider_ref(
             run.rng, refund.payment.provider)
         refund.succeeded_at = refund.updated_at = min(refund.decided_at + timedelta(minutes=4), run.now)
-        refund.payment.amount_refunded += refund.amount
+        payment = refund.payment
+        payment.amount_refunded += refund.amount  # the state follows, as services.refunds.settle keeps it
+        payment.status = (PaymentStatus.REFUNDED if payment.amount_refunded >= payment.amount_captured
+                          else PaymentStatus.PARTIALLY_REFUNDED).value
     elif refund.status == RefundStatus.FAILED.value:
         refund.provider_ref = f"re_3{_token(run.rng, 23, ID_ALPHABET)}" if stripe else None
         refund.failure_reason = "expired_or_canceled_card: the bank returned the refund"
@@ -859,7 +865,7 @@ def _add_webhook_events(run: _Run) -> None:
 
 
 def _payment_events(run: _Run, payment: Payment) -> list[WebhookEvent]:
-    if payment.provider == Provider.PAYPAL.value and payment.status == PaymentStatus.SUCCEEDED.value:
+    if payment.provider == Provider.PAYPAL.value and payment.status in PaymentStatus.paid():
         fields = _ipn(run, payment, "Completed", payment.provider_ref, payment.succeeded_at, payment.amount)
         return [_ipn_event(run, fields, payment.succeeded_at, payment.booking)]
     if payment.provider != Provider.STRIPE.value:

@@ -28,12 +28,28 @@ def capture_deposit(actor: StaffUser, payment_id: int, amount: int) -> Payment:
     payment = _hold(payment_id)
     if not 0 < amount <= payment.amount:
         raise InvalidInput(f"Capture between 0 and {format_money(payment.amount, payment.currency)}.", "amount")
-    intent_id, key = payment.provider_ref, f"payment:{payment.id}:capture:{amount}"
-    db.session.commit()  # no transaction stays open across the network call
-    intent = stripe_gateway().capture_payment_intent(intent_id, amount, idempotency_key=key)
-    payment = payment_events.apply_payment_intent(intent, f"staff:{actor.email}")
+    payment = capture_hold(payment, amount, f"payment:{payment.id}:capture:{amount}", f"staff:{actor.email}")
     _audit(actor, "deposit.captured", payment, {"amount_captured": payment.amount_captured})
     return payment
+
+
+def capture_hold(hold: Payment, amount: int, idempotency_key: str, source: str) -> Payment:
+    """Capture `amount` of an open hold (checked by the caller) under the caller's key; Stripe releases the rest.
+
+    A hold Stripe already ended (expired, released or captured elsewhere) is brought up to date here
+    and refused with NotAHold, so the caller knows no money was taken by this call.
+    """
+    intent_id, gateway = hold.provider_ref, stripe_gateway()
+    db.session.commit()  # no transaction stays open across the network call
+    try:
+        intent = gateway.capture_payment_intent(intent_id, amount, idempotency_key=idempotency_key)
+    except ProviderError as exc:
+        if exc.code != "payment_intent_unexpected_state":
+            raise
+        ended = payment_events.apply_payment_intent(gateway.retrieve_payment_intent(intent_id), source)
+        raise NotAHold(f"This deposit hold is {ended.status.replace('_', ' ')} at Stripe and cannot be "
+                       "captured.") from exc
+    return payment_events.apply_payment_intent(intent, source)
 
 
 def release_deposit(actor: StaffUser | None, payment_id: int) -> Payment:
@@ -72,6 +88,14 @@ def release_returned_deposits(now: datetime | None = None) -> list[int]:
             db.session.rollback()
             log.warning("deposit hold %s could not be released; next run tries again", payment_id)
     return released
+
+
+def open_hold(booking_id: int) -> Payment | None:
+    """The booking's card deposit hold that can still be captured, if any."""
+    return db.session.scalar(select(Payment).where(
+        Payment.booking_id == booking_id, Payment.provider == Provider.STRIPE.value,
+        Payment.kind == PaymentKind.DEPOSIT.value, Payment.status == PaymentStatus.AUTHORIZED.value,
+        Payment.provider_ref.is_not(None)).order_by(Payment.id.desc()).limit(1))
 
 
 def _hold(payment_id: int) -> Payment:

@@ -1,9 +1,10 @@
 """Loyalty points: earned once per completed booking by tier, worth a discount on a later booking.
 
 The rule, in one place:
-- a completed booking earns floor(total in earning units) × the tier's multiplier, where an earning unit is
-  one major unit of the booking's currency (£1, €1, $1 …) or, for currencies whose major unit is worth
-  little, the amount in EARNING_UNITS (¥100, ₩1,000 …), so the same holiday earns about the same points
+- a completed booking earns floor(total in earning units) × the tier's multiplier (late-return fees are
+  left out of the total: lateness is not rewarded), where an earning unit is one major unit of the
+  booking's currency (£1, €1, $1 …) or, for currencies whose major unit is worth little, the amount in
+  EARNING_UNITS (¥100, ₩1,000 …), so the same holiday earns about the same points
   wherever it is booked;
 - 100 points are worth one earning unit of the currency they are redeemed in: 1 point = 1p, 1 cent, ¥1.
   So a standard customer gets 1% back, premium 2%, VVIP 3%. Values are rounded down to a minor unit.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from midas.extensions import db
-from midas.models import AuditEntry, Booking, BookingStatus, Customer, Role, StaffUser, Tier
+from midas.models import AuditEntry, Booking, BookingStatus, Customer, LineKind, Role, StaffUser, Tier
 from midas.money import exponent, format_money
 from midas.services import DomainError, InvalidInput, NotFound, audit
 from midas.services.auth import require_role
@@ -47,6 +48,11 @@ def redeemable_discount(customer: Customer, currency: str) -> int:
     return point_value(customer.loyalty_points, currency)
 
 
+def earning_total(booking: Booking) -> int:
+    """What a booking earns points on: its total without late-return fees (lateness is not rewarded)."""
+    return booking.total_amount - sum(line.amount for line in booking.lines if line.kind == LineKind.LATE_FEE.value)
+
+
 def award_points(booking_id: int) -> int:
     """Credit the customer for a completed booking, once; returns the points added (0 if already awarded).
 
@@ -62,7 +68,7 @@ def award_points(booking_id: int) -> int:
     if _already_awarded(booking.id):
         db.session.rollback()
         return 0
-    points = points_for(booking.total_amount, booking.currency, customer.tier)
+    points = points_for(earning_total(booking), booking.currency, customer.tier)
     before = customer.loyalty_points
     customer.loyalty_points = before + points
     audit.record(EARNED, "booking", booking.id, before={"loyalty_points": before},

@@ -147,10 +147,17 @@ def payment_failed(payment: Payment) -> None:
     _to_customer(payment.booking, "payment_failed", (EMAIL,), context, key=f"payment:{payment.id}")
 
 
+def balance_due(payment: Payment) -> None:
+    """A balance left to pay after the return (a late fee): its amount and the checkout link, once per payment."""
+    context = booking_context(payment.booking, with_checkout=True) | _payment_facts(payment)
+    _to_customer(payment.booking, "balance_due", (EMAIL, SMS), context, key=f"payment:{payment.id}")
+
+
 def refund_succeeded(refund: Refund) -> None:
+    """The refund confirmation: by email, and by SMS too when the customer has a phone and agreed to SMS."""
     context = booking_context(refund.booking) | {
         "amount": format_money(refund.amount, refund.currency), "method": _method(refund.payment)}
-    _to_customer(refund.booking, "refund_processed", (EMAIL,), context, key=f"refund:{refund.id}")
+    _to_customer(refund.booking, "refund_processed", (EMAIL, SMS), context, key=f"refund:{refund.id}")
 
 
 def dispute_opened(dispute: Dispute) -> None:
@@ -240,7 +247,9 @@ def _pickup_reminders(now: datetime) -> list[int]:
     window = (Booking.starts_at > now, Booking.starts_at <= now + PICKUP_NOTICE)
     for booking in _bookings(BookingStatus.CONFIRMED, *window):
         if booking.created_at <= booking.starts_at - PICKUP_NOTICE:
-            staged += _to_customer(booking, "pickup_reminder", (EMAIL, SMS), booking_context(booking))
+            context = booking_context(booking)
+            staged += _to_customer(booking, "pickup_reminder", (EMAIL, SMS), context)
+            staged += _to_concierge(booking, "Pick-up", context["starts"])
     return staged
 
 
@@ -249,8 +258,22 @@ def _return_reminders(now: datetime) -> list[int]:
     window = (Booking.ends_at > now, Booking.ends_at <= now + timedelta(days=2))
     for booking in _bookings(BookingStatus.IN_PROGRESS, *window):
         if return_reminder_due(booking.ends_at, booking.item.location.timezone) <= now:
-            staged += _to_customer(booking, "return_reminder", (EMAIL, SMS), booking_context(booking))
+            context = booking_context(booking)
+            staged += _to_customer(booking, "return_reminder", (EMAIL, SMS), context)
+            staged += _to_concierge(booking, "Return", context["ends"])
     return staged
+
+
+def _to_concierge(booking: Booking, moment: str, when: str) -> list[int]:
+    """The assigned concierge's own reminder by email, once per booking and moment (none when unassigned)."""
+    concierge = booking.concierge
+    if concierge is None or not concierge.is_active:
+        return []
+    context = booking_context(booking) | {"moment": moment, "when": when,
+                                          "url": external_url("bookings.show", reference=booking.reference)}
+    key = f"booking:{booking.reference}:concierge_reminder:{moment.lower()}:{concierge.id}"
+    new_id = outbox.stage(Message(EMAIL, "concierge_reminder", concierge.email, key, context, booking.id))
+    return [new_id] if new_id is not None else []
 
 
 def return_reminder_due(ends_at: datetime, timezone: str) -> datetime:
@@ -265,7 +288,10 @@ def return_reminder_due(ends_at: datetime, timezone: str) -> datetime:
 # Staff actions.
 
 def send_checkout_link(actor: StaffUser, reference: str, channel: str, now: datetime | None = None) -> Notification:
-    """Send (again) the booking's checkout link by email or SMS; a double click in the same minute sends once."""
+    """Send (again) the booking's checkout link by email or SMS; a double click in the same minute sends once.
+
+    For a completed booking with a late-fee balance still open, the link goes with the balance message.
+    """
     require_role(actor, Role.CONCIERGE)
     if channel not in (EMAIL, SMS):
         raise InvalidInput("Send the checkout link by email or SMS.", "channel")
@@ -285,10 +311,19 @@ def _payable(reference: str) -> Booking:
     booking = db.session.scalar(select(Booking).where(Booking.reference == reference.upper()))
     if booking is None:
         raise NotFound(f"No booking with reference {reference}.")
-    if booking.status not in PAYABLE:
+    if booking.status not in PAYABLE and _open_balance(booking) is None:
         raise DomainError(f"Booking {booking.reference} is {booking.status.replace('_', ' ')}: "
                           "there is nothing left to pay through its checkout link.")
     return booking
+
+
+def _open_balance(booking: Booking) -> Payment | None:
+    """A completed booking's late-fee balance the customer can still pay (see services.late_fees)."""
+    if booking.status != BookingStatus.COMPLETED.value:
+        return None
+    from midas.services import late_fees  # late_fees stages its messages here: keep the cycle lazy
+
+    return late_fees.open_balance(booking.id)
 
 
 def _staff_checkout_link(actor: StaffUser, booking: Booking, channel: str, now: datetime) -> str:
@@ -296,12 +331,14 @@ def _staff_checkout_link(actor: StaffUser, booking: Booking, channel: str, now: 
     recipient = customer.email if channel == EMAIL else customer.phone
     if not recipient:
         raise InvalidInput(f"{customer.name} has no mobile number on file.", "channel")
-    refusal = outbox.consent_refusal(channel, "checkout_link", customer)
+    balance = _open_balance(booking)
+    template = "balance_due" if balance is not None else "checkout_link"
+    refusal = outbox.consent_refusal(channel, template, customer)
     if refusal:
         raise DomainError(refusal)
-    key = f"booking:{booking.reference}:checkout_link:{channel}:staff-{now:%Y%m%d%H%M}"
-    message = Message(channel, "checkout_link", recipient, key, booking_context(booking, with_checkout=True),
-                      booking.id, customer.id)
+    key = f"booking:{booking.reference}:{template}:{channel}:staff-{now:%Y%m%d%H%M}"
+    context = booking_context(booking, with_checkout=True) | (_payment_facts(balance) if balance else {})
+    message = Message(channel, template, recipient, key, context, booking.id, customer.id)
     if outbox.stage(message) is not None:
         audit.record("booking.checkout_link_sent", "booking", booking.id, actor=actor,
                      after={"channel": channel, "recipient": recipient})

@@ -9,15 +9,17 @@ stuck in "sending" (a killed worker).
 Delivery is at-least-once with duplicates suppressed: the dedupe key makes "write twice" one row and
 the claim makes "run twice" one send. The one window left is a worker killed after the provider
 accepted a message and before "sent" was committed; the sweep then sends again (a lost message is
-worse than a rare duplicate). Every attempt carries the same Message-ID, so mailboxes can fold that
-duplicate. A row is "stuck" only after STUCK_AFTER, longer than the send job's hard timeout, so a
-live sender is never raced.
+worse than a rare duplicate). A text is not sent twice even then: the retry first asks Twilio for the
+copy it already took. An email can be (SMTP cannot be asked), but every attempt carries the same
+Message-ID, so mailboxes can fold that duplicate. A row is "stuck" only after STUCK_AFTER, longer
+than the send job's hard timeout, so a live sender is never raced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -69,8 +71,10 @@ KINDS = {
     "booking_confirmation": Kind("Confirmed: {item}, booking {reference}", True),
     "payment_receipt": Kind("Receipt for booking {reference}: {amount}", True),
     "payment_failed": Kind("Your payment for booking {reference} did not go through", True),
+    "balance_due": Kind("A balance of {amount} is due on booking {reference}", True),
     "pickup_reminder": Kind("Your {item} awaits: {starts}", False, "default"),
     "return_reminder": Kind("Return day for your {item}: {ends}", False, "default"),
+    "concierge_reminder": Kind("{moment}: {item} for {customer}, {when} ({reference})", True, "default"),
     "thank_you": Kind("Thank you for travelling with Midas", False, "low"),
     "booking_cancellation": Kind("Booking {reference} cancelled", True),
     "refund_processed": Kind("Your refund for booking {reference}: {amount}", True),
@@ -160,6 +164,7 @@ class _Outgoing:
     id: int
     channel: str
     message: Email | Sms | SlackPost
+    interrupted_since: datetime | None = None  # a worker died sending this row: the provider may have it
 
 
 def deliver(notification_id: int) -> str:
@@ -202,7 +207,8 @@ def _prepare(notification: Notification) -> _Outgoing | str:
         notification.status, notification.last_error = S.CANCELLED.value, refusal
         return "cancelled"
     try:
-        outgoing = _Outgoing(notification.id, notification.channel, _message(notification))
+        outgoing = _Outgoing(notification.id, notification.channel, _message(notification),
+                             _when(_meta(notification).get("interrupted_at")))
     except Exception as exc:  # a template that cannot render will not render on the next attempt either
         notification.status, notification.last_error = S.FAILED.value, f"could not render: {exc}"
         _note_failure(notification)
@@ -248,9 +254,28 @@ def _send(outgoing: _Outgoing) -> Receipt:
         gateways = email_gateways(config, capture)
     elif outgoing.channel == Channel.SMS:
         gateways = [sms_gateway(config, capture)]
+        found = _already_delivered(gateways[0], outgoing)
+        if found:
+            return found
     else:
         gateways = [slack_gateway(config, capture)]
     return send_with_failover(gateways, outgoing.message)
+
+
+def _already_delivered(gateway, outgoing: _Outgoing) -> Receipt | None:
+    """After a crash mid-send, the copy the provider already took (when it can be asked), instead of a second send.
+
+    Twilio can be asked (its message list); SMTP cannot, so an email in that window may go twice.
+    """
+    find_sent = getattr(gateway, "find_sent", None)
+    if outgoing.interrupted_since is None or find_sent is None:
+        return None
+    started = time.monotonic()
+    provider_id = find_sent(outgoing.message, outgoing.interrupted_since)
+    if provider_id is None:
+        return None
+    ms = int((time.monotonic() - started) * 1000)
+    return Receipt(gateway.name, provider_id, (Attempt(gateway.name, True, ms, "already delivered before the crash"),))
 
 
 def capture_dir() -> Path | None:
@@ -371,6 +396,8 @@ def _sweep_one(notification: Notification, now: datetime, result: SweepResult) -
             _note_failure(notification)
             return
         notification.status = S.PENDING.value
+        interrupted = meta.get("claimed_at") or notification.created_at.isoformat()
+        _set_meta(notification, interrupted_at=meta.get("interrupted_at") or interrupted)
         result.unstuck.append(notification.id)
     elif not _lost(notification, meta, now):
         return

@@ -44,8 +44,9 @@ CHARGE_KINDS = (PaymentKind.CHARGE.value, PaymentKind.LATE_FEE.value)
 CONFIRMABLE = (BookingStatus.QUOTE.value, BookingStatus.PENDING_PAYMENT.value)
 
 RANK = {P.PENDING: 0, P.REQUIRES_ACTION: 1, P.PROCESSING: 2, P.FAILED: 2, P.AUTHORIZED: 3,
-        P.SUCCEEDED: 4, P.CANCELED: 4, P.RELEASED: 5}
-FINAL = frozenset({P.SUCCEEDED, P.CANCELED, P.RELEASED})
+        P.SUCCEEDED: 4, P.CANCELED: 4, P.RELEASED: 5, P.PARTIALLY_REFUNDED: 5, P.REFUNDED: 5}
+# Once paid, a payment's state follows its refunds (services.refunds.settle), never Stripe's intent.
+FINAL = frozenset({P.SUCCEEDED, P.CANCELED, P.RELEASED, P.PARTIALLY_REFUNDED, P.REFUNDED})
 INTENT_STATUS = {
     "requires_payment_method": P.PENDING, "requires_confirmation": P.PENDING, "requires_action": P.REQUIRES_ACTION,
     "processing": P.PROCESSING, "requires_capture": P.AUTHORIZED, "succeeded": P.SUCCEEDED, "canceled": P.CANCELED,
@@ -125,7 +126,7 @@ def apply_payment_intent(intent: dict, source: str) -> Payment | None:
              provider_code=payment.failure_code, source=source)
     if problem:
         _refuse(payment, problem, source)
-    if payment.status == P.SUCCEEDED and payment.kind in CHARGE_KINDS:
+    if payment.status in P.paid() and payment.kind in CHARGE_KINDS:
         _confirm_booking(payment, source)
     return payment
 
@@ -133,7 +134,7 @@ def apply_payment_intent(intent: dict, source: str) -> Payment | None:
 def amount_paid(booking_id: int) -> int:
     """What the customer has paid towards the booking total (succeeded charges and late fees)."""
     paid = db.session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).join(Payment.booking).where(
-        Payment.booking_id == booking_id, Payment.kind.in_(CHARGE_KINDS), Payment.status == P.SUCCEEDED.value,
+        Payment.booking_id == booking_id, Payment.kind.in_(CHARGE_KINDS), Payment.status.in_(P.paid()),
         Payment.currency == Booking.currency))
     return int(paid)  # PostgreSQL sums a bigint as numeric
 
@@ -187,6 +188,7 @@ def _update_payment(payment: Payment, intent: dict, source: str) -> bool:
         payment.failure_code, payment.failure_message = _failure(intent)
     if target == P.SUCCEEDED:
         payment.succeeded_at = payment.succeeded_at or utcnow()
+        _refunds().settle(payment)  # a charge.refunded that came first now shows in the state
     audit.record(f"payment.{target.value}", "payment", payment.id, actor_label="stripe",
                  before={"status": before}, after={"status": target.value, "source": source})
     _notify(payment, target)
@@ -310,7 +312,8 @@ def _copy_dispute(row: Dispute, dispute: dict) -> None:
 # Refunds (refunds proper belong to the refunds service; here Stripe's word on them is recorded).
 
 def apply_charge_refund(charge: dict, source: str) -> Payment | None:
-    """Record how much of a charge Stripe has refunded (charge.refunded); never lowers the amount.
+    """Record how much of a charge Stripe has refunded (charge.refunded): what our refunds do not explain
+    becomes a refund row made in Stripe's dashboard; a stale event never lowers the amount.
 
     Returns None when the charge's payment is not known yet (the caller retries later).
     """
@@ -320,12 +323,10 @@ def apply_charge_refund(charge: dict, source: str) -> Payment | None:
         if payment is None:
             db.session.rollback()
             return None
-        refunded = min(int(charge.get("amount_refunded") or 0), payment.amount)
-        if refunded > payment.amount_refunded:
-            audit.record("payment.refunded", "payment", payment.id, actor_label="stripe",
-                         before={"amount_refunded": payment.amount_refunded},
-                         after={"amount_refunded": refunded, "source": source})
-            payment.amount_refunded = refunded
+        if charge.get("captured", True):  # a refunded charge was captured, whatever order the events came in
+            captured = int(charge.get("amount_captured") or charge.get("amount") or 0)
+            payment.amount_captured = max(payment.amount_captured, min(captured, payment.amount))
+        _refunds().record_external(payment, int(charge.get("amount_refunded") or 0), STRIPE, source)
         db.session.commit()
         return payment
     except BaseException:
@@ -375,9 +376,13 @@ def _update_refund(row: Refund, refund: dict, source: str) -> None:
         notifications.refund_succeeded(row)
     if target == R.FAILED:
         row.failure_reason = refund.get("failure_reason") or "failed at Stripe"
+    _refunds().after_provider_update(row)
+
+
+def _refunds():
     from midas.services import refunds  # refunds imports this module's callers; keep the cycle lazy
 
-    refunds.after_provider_update(row)
+    return refunds
 
 
 def _payment_by_intent(intent: str | dict | None) -> Payment | None:

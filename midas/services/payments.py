@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, Text, cast, or_, select
+from sqlalchemy import Select, Text, cast, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from midas.extensions import db
@@ -82,10 +82,13 @@ def list_payments(filters: PaymentFilters) -> KeysetPage:
 
 
 def payment_query(filters: PaymentFilters) -> Select:
-    stmt = select(Payment).join(Payment.booking).join(Booking.customer).options(
-        contains_eager(Payment.booking).contains_eager(Booking.customer))
     if filters.q:
-        stmt = stmt.where(matches(filters.q, Booking.reference, Payment.provider_ref, Customer.name, Customer.email))
+        stmt = select(Payment).join(Payment.booking).join(Booking.customer).options(
+            contains_eager(Payment.booking).contains_eager(Booking.customer)).where(
+            matches(filters.q, Booking.reference, Payment.provider_ref, Customer.name, Customer.email))
+    else:  # eager joins only for the page's rows: the capped count then reads payments alone
+        stmt = select(Payment).options(joinedload(Payment.booking, innerjoin=True)
+                                       .joinedload(Booking.customer, innerjoin=True))
     if filters.status in PaymentStatus.values():
         stmt = stmt.where(Payment.status == filters.status)
     if filters.provider in Provider.values():
@@ -108,8 +111,16 @@ def _money_and_period(stmt: Select, filters: PaymentFilters) -> Select:
 
 
 def currencies() -> list[str]:
-    """The currencies payments were taken in (for the filter)."""
-    return list(db.session.scalars(select(Payment.currency).distinct().order_by(Payment.currency)))
+    """The currencies payments were taken in (for the filter).
+
+    A skip scan: each step asks ix_payments_currency for the next currency after the last one, so a
+    handful of index probes replace reading every payment for its DISTINCT currencies.
+    """
+    seen = select(func.min(Payment.currency).label("currency")).cte("seen", recursive=True)
+    following = select(Payment.currency).where(Payment.currency > seen.c.currency).order_by(Payment.currency).limit(1)
+    seen = seen.union_all(select(following.scalar_subquery()).where(seen.c.currency.is_not(None)))
+    return list(db.session.scalars(select(seen.c.currency).where(seen.c.currency.is_not(None))
+                                   .order_by(seen.c.currency)))
 
 
 def list_disputes(open_only: bool, page: int) -> Page:

@@ -41,7 +41,7 @@ from midas.models import (
     utcnow,
 )
 from midas.money import format_money
-from midas.services import DomainError, notifications
+from midas.services import DomainError, notifications, refunds
 from midas.services.error_capture import record_error
 from midas.services.paypal_payments import (
     amount_due,
@@ -329,16 +329,14 @@ def _parent(msg: Ipn) -> Payment:
 def _refunded(booking: Booking, msg: Ipn) -> None:
     parent = _parent(msg)
     refund = db.session.scalar(select(Refund).where(Refund.provider_ref == msg["txn_id"]))
-    if refund is not None and refund.status == RefundStatus.SUCCEEDED.value:
-        return
     if refund is None:  # refunded in PayPal's own dashboard: we learn of it here
         refund = Refund(payment=parent, booking=booking, amount=-msg.amount(), currency=parent.currency,
-                        reason=f"Refunded at PayPal ({msg['reason_code'] or 'refund'})", provider_ref=msg["txn_id"],
+                        status=RefundStatus.PROCESSING.value, provider_ref=msg["txn_id"],
+                        reason=f"Refunded at PayPal ({msg['reason_code'] or 'refund'})",
                         idempotency_key=f"paypal-refund:{msg['txn_id']}")
         db.session.add(refund)
-    refund.status, refund.succeeded_at = RefundStatus.SUCCEEDED.value, utcnow()
-    parent.amount_refunded = min(parent.amount, parent.amount_refunded + refund.amount)
-    notifications.refund_succeeded(refund)
+        db.session.flush()
+    refunds.move_forward(refund, RefundStatus.SUCCEEDED, "paypal")  # the payment follows; a replay does nothing
 
 
 def _reversed(booking: Booking, msg: Ipn) -> None:

@@ -57,7 +57,7 @@ REUSABLE_ORDERS = {"CREATED", "SAVED", "PAYER_ACTION_REQUIRED", "APPROVED"}
 BANK_TRANSFER_HOLD = timedelta(days=3)  # a transfer takes a few working days; never past the start
 # How far along a payment is: a status only ever moves to a higher rank (late events change nothing).
 RANK = {P.PENDING: 0, P.REQUIRES_ACTION: 0, P.PROCESSING: 1, P.AUTHORIZED: 1,
-        P.SUCCEEDED: 2, P.FAILED: 2, P.CANCELED: 2, P.RELEASED: 2}
+        P.SUCCEEDED: 2, P.FAILED: 2, P.CANCELED: 2, P.RELEASED: 2, P.PARTIALLY_REFUNDED: 3, P.REFUNDED: 3}
 
 
 class PaymentUnavailable(DomainError):
@@ -361,7 +361,7 @@ def _settled_paypal_payment(booking: Booking) -> Payment:
     """After a capture the order id is gone from the row: a repeated capture finds the payment it made."""
     payment = db.session.scalar(select(Payment).where(
         Payment.booking_id == booking.id, Payment.provider == Provider.PAYPAL.value,
-        Payment.status.in_([P.SUCCEEDED.value, P.PROCESSING.value])).order_by(Payment.id.desc()).limit(1))
+        Payment.status.in_([*P.paid(), P.PROCESSING.value])).order_by(Payment.id.desc()).limit(1))
     if payment is None:
         raise NotFound("This PayPal payment is not part of this booking.")
     return payment
@@ -480,7 +480,7 @@ def _confirm_offline(actor: StaffUser, payment_id: int, note: str) -> tuple[Paym
         raise NotFound("No such payment.")
     if payment.provider not in OFFLINE:
         raise DomainError("Only bank transfers and payments at pick-up are confirmed by hand.")
-    if payment.status == P.SUCCEEDED.value:
+    if payment.status in P.paid():
         return payment, False  # a second click changes nothing
     if payment.status != P.PENDING.value:
         raise DomainError(f"This payment is {payment.status} and can no longer be confirmed.")

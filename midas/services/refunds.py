@@ -6,9 +6,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from midas.database import begin_write
 from midas.extensions import db
@@ -27,7 +26,6 @@ from midas.models import (
 )
 from midas.services import DomainError, InvalidInput, NotFound, PermissionDenied, audit, notifications, settings
 from midas.services.auth import require_role
-from midas.services.listing import Page, paginate
 from midas.services.refund_policy import RefundQuote, quote, quote_lines
 
 S = RefundStatus
@@ -35,6 +33,11 @@ S = RefundStatus
 RESERVING = (S.PENDING_APPROVAL.value, S.APPROVED.value, S.PROCESSING.value, S.SUCCEEDED.value)
 STRIPE_STATUS = {"pending": S.PROCESSING, "requires_action": S.PROCESSING, "succeeded": S.SUCCEEDED,
                  "failed": S.FAILED, "canceled": S.CANCELED}
+PAYPAL_STATUS = {"COMPLETED": S.SUCCEEDED, "PENDING": S.PROCESSING, "FAILED": S.FAILED, "CANCELLED": S.CANCELED}
+SENT_BY_MIDAS = (Provider.STRIPE.value, Provider.PAYPAL.value)  # refunded through the provider's API
+# Forward only; a Stripe refund can still fail after it succeeded (the card account was closed).
+RANK = {S.PENDING_APPROVAL: 0, S.APPROVED: 1, S.PROCESSING: 2, S.SUCCEEDED: 3, S.FAILED: 4, S.CANCELED: 4,
+        S.REJECTED: 4, S.NO_REFUND: 4}
 
 
 @dataclass(frozen=True)
@@ -48,16 +51,6 @@ class Preview:
     deposit_note: str
 
 
-def list_refunds(status: str, page: int) -> Page:
-    """Refunds, optionally of one status; the approval queue is oldest first so nobody waits longest."""
-    stmt = select(Refund).options(joinedload(Refund.booking), joinedload(Refund.requested_by))
-    if status in RefundStatus.values():
-        stmt = stmt.where(Refund.status == status)
-    oldest_first = status == RefundStatus.PENDING_APPROVAL.value
-    stmt = stmt.order_by(Refund.created_at.asc() if oldest_first else Refund.created_at.desc(), Refund.id)
-    return paginate(stmt, page)
-
-
 def get_refund(refund_id: int) -> Refund:
     refund = db.session.get(Refund, refund_id)
     if refund is None:
@@ -68,7 +61,7 @@ def get_refund(refund_id: int) -> Refund:
 def refundable_payments(booking: Booking) -> list[Payment]:
     """The booking's captured charges (deposit holds are released, not refunded)."""
     return [p for p in booking.payments if p.kind != PaymentKind.DEPOSIT.value and p.amount_captured > 0
-            and p.status == PaymentStatus.SUCCEEDED.value]
+            and p.status in PaymentStatus.paid()]
 
 
 def available_for(payment: Payment) -> int:
@@ -121,12 +114,13 @@ def request_refund(actor: StaffUser, reference: str, payment_id: int, amount: in
     except BaseException:
         db.session.rollback()
         raise
-    return _send_if_card(actor, refund)
+    return _send_if_online(actor, refund)
 
 
-def _send_if_card(actor: StaffUser, refund: Refund) -> Refund:
-    """Approved card refunds go to Stripe at once; if Stripe is unreachable the page offers to send again."""
-    if refund.status != S.APPROVED.value or refund.payment.provider != Provider.STRIPE.value:
+def _send_if_online(actor: StaffUser, refund: Refund) -> Refund:
+    """Approved Stripe and PayPal refunds are sent at once; if the provider is unreachable the page offers
+    to send again (with the same key, so the provider never pays twice)."""
+    if refund.status != S.APPROVED.value or refund.payment.provider not in SENT_BY_MIDAS:
         return refund
     try:
         return execute(actor, refund.id)
@@ -160,6 +154,36 @@ def _new_refund(actor: StaffUser, reference: str, payment_id: int, amount: int, 
     return refund
 
 
+def decide_on_cancellation(actor: StaffUser, booking: Booking, now: datetime | None = None) -> list[Refund]:
+    """In the cancellation's transaction: the policy's decision for each captured payment, recorded even when it
+    refunds nothing. Above zero it is a refund request like any other (approved at once within the threshold,
+    sent from its page); at zero it is a `no_refund` row keeping the rule that gave it."""
+    decisions = []
+    for payment in refundable_payments(booking):
+        db.session.get(Payment, payment.id, with_for_update=True, populate_existing=True)
+        policy = _quote(booking, payment, now)
+        if policy.available <= 0:
+            continue  # refunded in full already: those refunds are the decision
+        reason = f"Booking cancelled: {booking.cancel_reason or '—'}"[:500]
+        refund = Refund(payment=payment, booking_id=booking.id, amount=policy.amount, currency=payment.currency,
+                        status=S.PENDING_APPROVAL.value, reason=reason,
+                        policy_version=policy.policy_version, policy_rule=policy.rule, requested_by_id=actor.id,
+                        idempotency_key=f"refund-cancel-{booking.id}-{payment.id}-{secrets.token_hex(4)}")
+        db.session.add(refund)
+        if policy.amount == 0:
+            refund.status, refund.decided_at = S.NO_REFUND.value, utcnow()
+            refund.decision_reason = "nothing is refundable at this notice"
+        elif not needs_approval(policy.amount, payment.currency, RefundOverride.NONE.value):
+            refund.status, refund.decided_at, refund.decision_reason = S.APPROVED.value, utcnow(), "within policy"
+        db.session.flush()
+        refund.idempotency_key = f"refund-{refund.id}"
+        audit.record("refund.decided", "refund", refund.id, actor=actor,
+                     after={"amount": refund.amount, "currency": refund.currency, "rule": refund.policy_rule,
+                            "policy_version": refund.policy_version, "status": refund.status})
+        decisions.append(refund)
+    return decisions
+
+
 def _check_amount(amount: int, override: str, policy: RefundQuote) -> None:
     if amount <= 0:
         raise InvalidInput("A refund is more than zero.", "amount")
@@ -170,8 +194,8 @@ def _check_amount(amount: int, override: str, policy: RefundQuote) -> None:
 
 
 def approve(actor: StaffUser, refund_id: int, reason: str) -> Refund:
-    """An admin approves someone else's request; card refunds are then sent to Stripe at once."""
-    return _send_if_card(actor, _decide(actor, refund_id, reason, S.APPROVED))
+    """An admin approves someone else's request; Stripe and PayPal refunds are then sent at once."""
+    return _send_if_online(actor, _decide(actor, refund_id, reason, S.APPROVED))
 
 
 def reject(actor: StaffUser, refund_id: int, reason: str) -> Refund:
@@ -212,7 +236,7 @@ def _locked(refund_id: int) -> Refund:
 
 
 def execute(actor: StaffUser, refund_id: int) -> Refund:
-    """Send an approved card refund to Stripe, once: row lock, status check, and the refund's own key."""
+    """Send an approved refund to Stripe or PayPal, once: row lock, status check, and the refund's own key."""
     require_role(actor, Role.CONCIERGE)
     begin_write(db.session())
     try:
@@ -220,9 +244,12 @@ def execute(actor: StaffUser, refund_id: int) -> Refund:
         if refund.status != S.APPROVED.value:
             db.session.commit()
             return refund  # a second click, a retried request: already sent (or not approved)
-        if refund.payment.provider != Provider.STRIPE.value:
+        if refund.payment.provider == Provider.STRIPE.value:
+            _send_to_stripe(actor, refund)
+        elif refund.payment.provider == Provider.PAYPAL.value:
+            _send_to_paypal(actor, refund)
+        else:
             raise DomainError("Refund this payment outside Midas, then record its reference here.")
-        _send_to_stripe(actor, refund)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -239,11 +266,99 @@ def _send_to_stripe(actor: StaffUser, refund: Refund) -> None:
     except ProviderError as exc:
         if exc.retryable:
             raise  # unknown outcome: stays approved; executing again reuses the key, so Stripe will not pay twice
-        refund.status, refund.failure_reason = S.FAILED.value, str(exc)
-        audit.record("refund.failed", "refund", refund.id, actor=actor, after={"reason": str(exc)})
+        _move(refund, S.FAILED, actor.email, str(exc))
         return
     refund.provider_ref = answer["id"]
     _move(refund, STRIPE_STATUS.get(answer.get("status"), S.PROCESSING), actor.email, answer.get("failure_reason"))
+
+
+def _send_to_paypal(actor: StaffUser, refund: Refund) -> None:
+    from midas.integrations.paypal_gateway import PayPalError, from_app
+
+    try:
+        reference = refund.booking.reference
+        answer = from_app().refund_capture(refund.payment.provider_ref, refund.amount, refund.currency,
+                                           refund.idempotency_key, note=f"Refund for booking {reference}",
+                                           invoice_id=f"{reference}-R{refund.id}")
+    except PayPalError as exc:
+        if exc.transient:  # unknown outcome: stays approved; sending again reuses the PayPal-Request-Id
+            raise DomainError(f"PayPal could not be reached ({exc}); send the refund again.") from exc
+        _move(refund, S.FAILED, actor.email, str(exc))
+        return
+    refund.provider_ref = answer.id
+    _move(refund, PAYPAL_STATUS.get(answer.status, S.PROCESSING), actor.email, answer.reason)
+
+
+def follow_paypal(refund_id: int) -> Refund:
+    """Ask PayPal how a processing refund ended (PENDING refunds settle later; IPN may also tell us)."""
+    from midas.integrations.paypal_gateway import PayPalError, from_app
+
+    refund = get_refund(refund_id)
+    if refund.status != S.PROCESSING.value or refund.payment.provider != Provider.PAYPAL.value:
+        return refund
+    try:
+        answer = from_app().get_refund(refund.provider_ref)
+    except PayPalError as exc:
+        raise DomainError(f"PayPal did not say: {exc}") from exc
+    db.session.rollback()
+    return apply_provider_status(refund.id, PAYPAL_STATUS.get(answer.status, S.PROCESSING), "paypal", answer.reason)
+
+
+def follow_pending_paypal() -> int:
+    """The scheduler's sweep: follow every PayPal refund still processing; returns how many moved on."""
+    ids = db.session.scalars(select(Refund.id).join(Refund.payment).where(
+        Refund.status == S.PROCESSING.value, Payment.provider == Provider.PAYPAL.value)).all()
+    db.session.rollback()
+    moved = 0
+    for refund_id in ids:
+        try:
+            moved += follow_paypal(refund_id).status != S.PROCESSING.value
+        except DomainError:
+            db.session.rollback()  # PayPal did not answer about this one: the next sweep asks again
+    return moved
+
+
+def apply_provider_status(refund_id: int, target: RefundStatus, actor_label: str, failure: str | None = None) -> Refund:
+    """Move a refund to the provider's status, forwards only; replaying the same answer changes nothing."""
+    begin_write(db.session())
+    try:
+        refund = _locked(refund_id)
+        db.session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
+        move_forward(refund, target, actor_label, failure)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return refund
+
+
+def move_forward(refund: Refund, target: RefundStatus, actor_label: str, failure: str | None = None) -> bool:
+    """Inside the caller's transaction: move the refund on if `target` is further along; False if it is not."""
+    if RANK[target] <= RANK[RefundStatus(refund.status)]:
+        return False
+    _move(refund, target, actor_label, failure)
+    return True
+
+
+def record_external(payment: Payment, provider_total: int, provider: str, source: str) -> Refund | None:
+    """The provider says `provider_total` of the payment is refunded. What our own refunds (sent or done) do not
+    explain was refunded in the provider's dashboard: it becomes a succeeded refund row, so the payment still
+    equals the sum of its refunds. Replays find nothing missing and change nothing."""
+    ours = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(
+        Refund.payment_id == payment.id, Refund.status.in_((S.PROCESSING.value, S.SUCCEEDED.value)))))
+    missing = min(provider_total, payment.amount) - ours
+    if missing <= 0:
+        settle(payment)
+        return None
+    refund = Refund(payment=payment, booking_id=payment.booking_id, amount=missing, currency=payment.currency,
+                    status=S.PROCESSING.value, reason=f"Refunded in {provider.capitalize()}'s dashboard",
+                    idempotency_key=f"{provider}-external:{payment.id}:{provider_total}")
+    db.session.add(refund)
+    db.session.flush()
+    audit.record("refund.recorded", "refund", refund.id, actor_label=provider,
+                 after={"amount": missing, "provider_total": provider_total, "source": source})
+    _move(refund, S.SUCCEEDED, provider)
+    return refund
 
 
 def create_refund(payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]) -> dict:
@@ -286,28 +401,33 @@ def _move(refund: Refund, target: RefundStatus, actor_label: str, failure: str |
         refund.failure_reason = failure or "failed at the provider"
     if target == S.SUCCEEDED:
         refund.succeeded_at = refund.succeeded_at or utcnow()
-        settle(refund.payment)
         notifications.refund_succeeded(refund)  # keyed by the refund: a replay sends nothing twice
+    after_provider_update(refund)
 
 
 def settle(payment: Payment) -> None:
-    """Make the payment's amount_refunded at least the sum of its succeeded refunds (never lowered)."""
+    """Make the payment's amount_refunded and state equal the sum of its succeeded refunds (issue #8's invariant)."""
     db.session.flush()
-    succeeded = sum(r.amount for r in payment.refunds if r.status == S.SUCCEEDED.value)
-    payment.amount_refunded = min(payment.amount, max(payment.amount_refunded, succeeded))
+    total = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(
+        Refund.payment_id == payment.id, Refund.status == S.SUCCEEDED.value)))
+    payment.amount_refunded = total
+    if payment.status in PaymentStatus.paid() and total <= payment.amount_captured:
+        payment.status = (PaymentStatus.REFUNDED if total and total >= payment.amount_captured else
+                          PaymentStatus.PARTIALLY_REFUNDED if total else PaymentStatus.SUCCEEDED).value
 
 
 def after_provider_update(refund: Refund) -> None:
-    """payment_events calls this after moving a Refund to the provider's status, before it commits."""
-    if refund.status == S.SUCCEEDED.value:
-        settle(refund.payment)
-    elif refund.status == S.FAILED.value:
+    """Every refund status change ends here (ours, Stripe's, PayPal's) before it commits: the payment follows."""
+    settle(refund.payment)
+    if refund.status == S.FAILED.value:
         from midas.services.error_capture import record_error
 
+        # The payment id goes in the context, not the linked column: the error is written in its own session
+        # while ours holds the payment row FOR UPDATE, and a foreign key to it would wait on us forever.
         record_error("PAYMENT", "MEDIUM", f"Refund #{refund.id} failed: {refund.failure_reason or 'no reason given'}",
-                     context={"refund_id": refund.id, "provider_ref": refund.provider_ref},
-                     booking_id=refund.booking_id, payment_id=refund.payment_id, amount=refund.amount,
-                     currency=refund.currency)
+                     context={"refund_id": refund.id, "provider_ref": refund.provider_ref,
+                              "payment_id": refund.payment_id},
+                     booking_id=refund.booking_id, amount=refund.amount, currency=refund.currency)
 
 
 def retry(actor: StaffUser, refund_id: int) -> Refund:
@@ -335,4 +455,4 @@ def retry(actor: StaffUser, refund_id: int) -> Refund:
     except BaseException:
         db.session.rollback()
         raise
-    return _send_if_card(actor, again)
+    return _send_if_online(actor, again)

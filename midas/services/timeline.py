@@ -31,6 +31,8 @@ CHANGE_TITLES = {
     "booking.created": "Booking created", "booking.pending_payment": "Held for payment",
     "booking.confirmed": "Confirmed", "booking.in_progress": "Handed over", "booking.completed": "Returned",
     "booking.cancelled": "Cancelled", "booking.no_show": "No-show", "booking.quote": "Hold released",
+    "booking.late_fee_captured": "Late fee captured from the deposit hold",
+    "booking.late_fee_due": "Late fee balance asked of the customer",
 }
 
 
@@ -55,13 +57,45 @@ def _facts(row: AuditEntry, currency: str) -> str:
 def _payments(booking: Booking) -> list[Entry]:
     return [Entry(p.created_at, "payment", f"{p.kind.replace('_', ' ').capitalize()} via "
                   f"{p.provider.replace('_', ' ')}: {format_money(p.amount, p.currency)}",
-                  p.failure_message or "", p.status) for p in booking.payments]
+                  p.failure_message or _captured(p), p.status) for p in booking.payments]
+
+
+def _captured(payment) -> str:
+    """A hold captured in part says how much was taken (the rest went back to the card)."""
+    if payment.kind == "deposit" and 0 < payment.amount_captured < payment.amount:
+        return f"{format_money(payment.amount_captured, payment.currency)} captured, the rest released"
+    return ""
+
+
+REFUND_STEPS = {
+    "refund.requested": "requested", "refund.decided": "decided on cancellation", "refund.approved": "approved",
+    "refund.rejected": "rejected", "refund.processing": "sent, processing", "refund.succeeded": "succeeded",
+    "refund.failed": "failed", "refund.canceled": "canceled", "refund.retried": "sent again",
+    "refund.recorded": "made at the provider",
+}
 
 
 def _refunds(booking: Booking) -> list[Entry]:
-    rows = db.session.scalars(select(Refund).where(Refund.booking_id == booking.id))
-    return [Entry(r.created_at, "refund", f"Refund {format_money(r.amount, r.currency)}", r.reason, r.status)
-            for r in rows]
+    """Each refund's story step by step (request, decision, sending, outcome) from its audit trail."""
+    refunds = {str(r.id): r for r in db.session.scalars(select(Refund).where(Refund.booking_id == booking.id))}
+    if not refunds:
+        return []
+    rows = list(db.session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "refund",
+                                                            AuditEntry.entity_id.in_(list(refunds)))))
+    entries = [_refund_step(refunds[row.entity_id], row) for row in rows]
+    told = {row.entity_id for row in rows}  # refunds from before audits (demo data) still show once
+    return entries + [Entry(r.created_at, "refund", f"Refund #{r.id} {format_money(r.amount, r.currency)}",
+                            r.reason, r.status) for key, r in refunds.items() if key not in told]
+
+
+def _refund_step(refund: Refund, row: AuditEntry) -> Entry:
+    after = row.after or {}
+    step = REFUND_STEPS.get(row.action, row.action.split(".")[-1].replace("_", " "))
+    facts = [f"by {row.actor_label}"] + [str(after[key]) for key in ("reason", "rule") if after.get(key)]
+    if row.action in ("refund.requested", "refund.decided"):
+        facts.append(refund.reason)
+    return Entry(row.at, "refund", f"Refund #{refund.id} {format_money(refund.amount, refund.currency)} {step}",
+                 " — ".join(facts), after.get("status") if row.action != "refund.retried" else None)
 
 
 def _messages(booking: Booking) -> list[Entry]:

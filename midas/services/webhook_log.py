@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,10 +118,20 @@ def _verified_payload(body: bytes, signature: str | None) -> str:
     for secret in secrets:  # during a rotation, any configured secret may have signed it
         try:
             stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance=TOLERANCE)
-            return payload
         except stripe.SignatureVerificationError as exc:
             stale = stale or "tolerance" in str(exc)
+            continue
+        _refuse_future(signature)
+        return payload
     raise Rejected("The signature is older than 5 minutes." if stale else "The signature does not match.")
+
+
+def _refuse_future(signature: str) -> None:
+    # The SDK only bounds the past; a signature dated ahead (a skewed or forged clock) would stay
+    # replayable for as long as it is early, so the window is bounded on both sides.
+    stamps = [part[2:] for part in signature.split(",") if part.startswith("t=")]
+    if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + TOLERANCE:
+        raise Rejected("The signature is dated in the future.")
 
 
 def _parse(payload: str) -> dict:

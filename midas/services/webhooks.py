@@ -204,9 +204,11 @@ def _percentile(ordered: list[float], pct: int) -> float | None:
 
 
 def last_event_times() -> dict[str, datetime | None]:
-    found = dict(db.session.execute(select(WebhookEvent.provider, func.max(WebhookEvent.received_at))
-                                    .group_by(WebhookEvent.provider)).all())
-    return {provider: _aware(found.get(provider)) for provider in PROVIDERS}
+    """Each provider's latest event: one index probe per provider rather than a GROUP BY over every event."""
+    latest = [select(func.max(WebhookEvent.received_at)).where(WebhookEvent.provider == provider).scalar_subquery()
+              for provider in PROVIDERS]
+    found = db.session.execute(select(*latest)).one()
+    return {provider: _aware(at) for provider, at in zip(PROVIDERS, found, strict=True)}
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -61,7 +61,7 @@ def run_captured(func: Callable, *args: Any) -> Any:
 
 
 def rq_exception_handler(job, exc_type, exc_value, traceback) -> bool:
-    """RQ calls this in the work horse when a job raises; a retry still to come is MEDIUM, the last failure HIGH."""
+    """RQ calls this in the worker when a job raises; a retry still to come is MEDIUM, the last failure HIGH."""
     try:
         func = job.func
     except Exception:  # the job cannot even be loaded: still worth a record

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from midas.extensions import db
 from midas.models import ErrorCategory, EventStatus, WebhookEvent, utcnow
-from midas.services import paypal_ipn
+from midas.services import paypal_ipn, refunds
 from midas.tasks.capture import captured
 from midas.tasks.queue import dispatch_safely
 
@@ -28,6 +28,12 @@ def dispatch_ipn(event_id: int) -> bool:
     """Queue the processing (in the embedded default: run it now); never raises, the message is stored."""
     return dispatch_safely(process_ipn, event_id, queue="high", retry=Retry(max=len(BACKOFF), interval=list(BACKOFF)),
                            description=f"paypal ipn {event_id}")
+
+
+@captured(ErrorCategory.PAYMENT)
+def follow_refunds() -> int:
+    """Ask PayPal about refunds still processing (a PENDING refund settles days later); returns how many ended."""
+    return refunds.follow_pending_paypal()
 
 
 def sweep_ipn(now: datetime | None = None) -> int:

@@ -39,6 +39,7 @@ PERIODIC = (
     Periodic("check_alerts", "midas.tasks.errors.check_alerts", 60, "high"),
     Periodic("retry_stripe_events", "midas.tasks.webhooks.retry_due_stripe_events", 60, "high"),
     Periodic("sweep_paypal_ipn", "midas.tasks.paypal.sweep_ipn", 300, "default"),
+    Periodic("follow_paypal_refunds", "midas.tasks.paypal.follow_refunds", 900, "default"),
     Periodic("queue_reminders", "midas.tasks.notifications.queue_reminders", 300, "default"),
     Periodic("release_returned_deposits", "midas.tasks.deposits.release_returned_deposits", 900, "default"),
     Periodic("sweep_outbox", "midas.tasks.notifications.sweep_outbox", 60, "low"),

@@ -9,7 +9,15 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from midas.forms.bookings import CancelForm, ChangeForm, NewBookingForm, ReassignForm, ReturnForm, TransitionForm
+from midas.forms.bookings import (
+    CancelForm,
+    ChangeForm,
+    NewBookingForm,
+    ReassignForm,
+    RedeemForm,
+    ReturnForm,
+    TransitionForm,
+)
 from midas.htmx import render
 from midas.models import Category, Role, utcnow
 from midas.services import (
@@ -22,13 +30,14 @@ from midas.services import (
     customers,
     feeds,
     inventory,
+    late_fees,
     new_booking,
     notifications,
     timeline,
 )
 from midas.services.fleet_calendar import fleet_month
 from midas.services.today import today_board
-from midas.timeutil import localize, to_local
+from midas.timeutil import to_local
 from midas.views.guards import role_required, staff_blueprint
 
 bp = staff_blueprint("bookings", __name__, url_prefix="/bookings")
@@ -95,8 +104,22 @@ def show(reference: str):
     return render("bookings/show.html", booking=booking, timeline=timeline.for_booking(booking),
                   next_states={s.value for s in booking_states.allowed_next(booking)},
                   checkout_url=url_for("checkout.show", token=booking.checkout_token, _external=True),
+                  late_fee=late_fees.charge_for(booking),
                   cancel_form=CancelForm(), return_form=_return_form(booking), transition_form=TransitionForm(),
-                  reassign_form=_reassign_form(booking))
+                  reassign_form=_reassign_form(booking), redeem_form=_redeem_form(booking))
+
+
+def _redeem_form(booking) -> RedeemForm:
+    """Offers the points that fit the booking's total (all of them, usually)."""
+    return RedeemForm(data={"points": booking_changes.redeemable_points(booking)})
+
+
+@bp.post("/<reference>/redeem-points")
+def redeem_points(reference: str):
+    form = RedeemForm()
+    _require_valid(form)
+    booking = booking_changes.redeem_points(current_user, reference, form.points.data)
+    return _after(f"{form.points.data:,} loyalty points taken off {booking.reference}.", booking.reference)
 
 
 def _reassign_form(booking) -> ReassignForm:
@@ -113,7 +136,8 @@ def change(reference: str):
     preview = None
     if form.validate_on_submit():
         try:
-            booking_changes.change_booking(current_user, reference, form.item_id.data, *_local_period(form, booking))
+            booking_changes.change_booking(current_user, reference, form.item_id.data, form.starts_at.data,
+                                           form.ends_at.data)
         except DomainError as exc:
             form.item_id.errors.append(str(exc))
         else:
@@ -135,17 +159,13 @@ def _change_form(booking) -> ChangeForm:
     return form
 
 
-def _local_period(form: ChangeForm, booking):
-    tz = booking.item.location.timezone
-    return localize(form.starts_at.data, tz), localize(form.ends_at.data, tz)
-
-
 def _preview(form: ChangeForm, booking):
     # A preview is a GET: check the fields only (the CSRF token protects the POST that saves).
     if not all([form.item_id.validate(form), form.starts_at.validate(form), form.ends_at.validate(form)]):
         return None
     try:
-        return booking_changes.preview_change(booking.reference, form.item_id.data, *_local_period(form, booking))
+        return booking_changes.preview_change(booking.reference, form.item_id.data, form.starts_at.data,
+                                              form.ends_at.data)
     except DomainError as exc:
         form.item_id.errors.append(str(exc))
         return None
@@ -196,9 +216,7 @@ def hand_over(reference: str):
 def record_return(reference: str):
     form = ReturnForm()
     _require_valid(form)
-    booking = bookings.get_booking(reference)
-    returned_at = localize(form.returned_at.data, booking.item.location.timezone)
-    booking = booking_states.complete(current_user, reference, returned_at)
+    booking = booking_states.record_return(current_user, reference, form.returned_at.data)
     return _after(f"{booking.reference} returned and completed.", booking.reference)
 
 

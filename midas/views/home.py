@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from midas.htmx import render
-from midas.models import utcnow
-from midas.services import dashboard, webhooks
+from midas.services import dashboard
 from midas.views.guards import staff_blueprint
 
 bp = staff_blueprint("home", __name__)
@@ -12,5 +13,6 @@ bp = staff_blueprint("home", __name__)
 
 @bp.get("/")
 def index():
-    now = utcnow()
-    return render("home/index.html", "tiles", tiles=dashboard.today_tiles(now), stale_feeds=webhooks.stale_feeds(now))
+    """The whole page, or (every HOME_REFRESH_SECONDS, through HTMX) the board alone."""
+    return render("home/index.html", "board", board=dashboard.home_board(),
+                  refresh_seconds=current_app.config["HOME_REFRESH_SECONDS"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from midas.htmx import render
-from midas.models import RefundOverride, RefundStatus, Role
+from midas.models import Provider, RefundOverride, RefundStatus, Role
 from midas.money import exponent, parse_major
-from midas.services import DomainError, InvalidInput, refunds
+from midas.services import DomainError, InvalidInput, refund_dashboard, refunds
 from midas.views.guards import role_required, staff_blueprint
 
 bp = staff_blueprint("refunds", __name__, url_prefix="/refunds")
@@ -16,9 +18,30 @@ bp = staff_blueprint("refunds", __name__, url_prefix="/refunds")
 
 @bp.get("")
 def index():
-    status = request.args.get("status", "")
-    page = refunds.list_refunds(status, request.args.get("page", 1, type=int))
-    return render("refunds/index.html", "results", page=page, status=status, statuses=RefundStatus.values())
+    filters = _history_filters()
+    page = refund_dashboard.history(filters, request.args.get("page", 1, type=int))
+    if request.htmx and not request.htmx.boosted:  # the filters re-fetch the history alone
+        return render("refunds/index.html", "results", page=page, filters=filters)
+    return render("refunds/index.html", page=page, filters=filters, queues=refund_dashboard.queues(),
+                  kpis=refund_dashboard.kpis(), statuses=RefundStatus.values(), overrides=RefundOverride.values(),
+                  currencies=refund_dashboard.currencies(), providers=Provider.values())
+
+
+def _history_filters() -> refund_dashboard.HistoryFilters:
+    args = request.args
+    return refund_dashboard.HistoryFilters(
+        status=args.get("status", ""), currency=args.get("currency", "").upper()[:3],
+        provider=args.get("provider", "") if args.get("provider") in Provider.values() else "",
+        override=args.get("override", ""), q=args.get("q", "").strip()[:80],
+        since=_date(args.get("since")), until=_date(args.get("until")),
+        requested_by_id=current_user.id if args.get("mine") else None)
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        abort(400, f"{value!r} is not a date (YYYY-MM-DD).")
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -81,6 +104,28 @@ def execute(refund_id: int):
     return _act(refund_id, lambda: refunds.execute(current_user, refund_id))
 
 
+@bp.post("/<int:refund_id>/retry")
+@role_required(Role.ADMIN)
+def retry(refund_id: int):
+    """A failed refund is tried again as a new refund (new key); the page of the new one opens."""
+    try:
+        again = refunds.retry(current_user, refund_id)
+    except DomainError as exc:
+        if exc.status_code == 403:
+            abort(403)
+        return _answer(refund_id, str(exc))
+    flash(f"Refund #{again.id} sent again for #{refund_id}: {again.status.replace('_', ' ')}.", "success")
+    if request.htmx:
+        return "", 204, {"HX-Redirect": url_for(".show", refund_id=again.id)}
+    return redirect(url_for(".show", refund_id=again.id), 303)
+
+
+@bp.post("/<int:refund_id>/follow")
+def follow(refund_id: int):
+    """Ask PayPal how a processing refund ended."""
+    return _act(refund_id, lambda: refunds.follow_paypal(refund_id))
+
+
 @bp.post("/<int:refund_id>/offline")
 @role_required(Role.ADMIN)
 def offline(refund_id: int):
@@ -97,6 +142,10 @@ def _act(refund_id: int, action):
         error = str(exc)
     else:
         error = None
+    return _answer(refund_id, error)
+
+
+def _answer(refund_id: int, error: str | None):
     if request.htmx:
         status = 422 if error else 200
         return render("refunds/show.html", "refund", refund=refunds.get_refund(refund_id), error=error), status

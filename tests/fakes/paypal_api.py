@@ -17,6 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ CLIENT_ID, SECRET = "fake-client-id", "fake-client-secret"
 RECEIVER = "payments@midas.example"
 IPN_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "paypal"
 ORDER = re.compile(r"^/v2/checkout/orders/(?P<id>[A-Z0-9]+)(?P<capture>/capture)?$")
+CAPTURE_REFUND = re.compile(r"^/v2/payments/captures/(?P<id>[A-Z0-9]+)/refund$")
+REFUND = re.compile(r"^/v2/payments/refunds/(?P<id>[A-Z0-9]+)$")
 
 
 @dataclass
@@ -60,6 +63,9 @@ class FakePayPal:
     failures: list[tuple[str, int, dict]] = field(default_factory=list)
     slow_paths: dict[str, float] = field(default_factory=dict)  # path part → seconds before answering
     capture_outcome: str = "COMPLETED"  # or PENDING, DECLINED, or an error issue such as INSTRUMENT_DECLINED
+    captures: dict[str, dict] = field(default_factory=dict)  # capture id → capture (with what is refunded)
+    refunds: dict[str, dict] = field(default_factory=dict)
+    refund_outcome: str = "COMPLETED"  # or PENDING, FAILED, or an error issue such as TRANSACTION_REFUSED
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # What tests call.
@@ -67,6 +73,16 @@ class FakePayPal:
     def approve(self, order_id: str) -> None:
         """The customer approved the order at PayPal."""
         self.orders[order_id]["status"] = "APPROVED"
+
+    def add_capture(self, capture_id: str, value: str, currency: str) -> None:
+        """A capture made earlier (the booking's PayPal payment), ready to be refunded."""
+        self.captures[capture_id] = {"id": capture_id, "status": "COMPLETED",
+                                     "amount": {"value": value, "currency_code": currency}, "refunded": Decimal(0)}
+
+    def settle_refund(self, refund_id: str, status: str) -> None:
+        """A PENDING refund completes (or fails) at PayPal later."""
+        self.refunds[refund_id]["status"] = status
+        self.refunds[refund_id].pop("status_details", None)
 
     def sent(self, body: bytes) -> bytes:
         """PayPal sent this IPN message: verifying these exact bytes answers VERIFIED."""
@@ -123,6 +139,11 @@ class FakePayPal:
     def _route(self, request: Request) -> tuple[int, dict]:
         if request.path == "/v2/checkout/orders" and request.method == "POST":
             return self._create(request.get_json())
+        if match := CAPTURE_REFUND.match(request.path):
+            return self._refund(match["id"], request.get_json(silent=True) or {})
+        if match := REFUND.match(request.path):
+            refund = self.refunds.get(match["id"])
+            return (200, refund) if refund else (404, _issue("RESOURCE_NOT_FOUND", "The refund does not exist."))
         match = ORDER.match(request.path)
         order = self.orders.get(match["id"]) if match else None
         if order is None:
@@ -158,8 +179,35 @@ class FakePayPal:
         if self.capture_outcome == "PENDING":
             capture["status_details"] = {"reason": "PENDING_REVIEW"}
         order["purchase_units"][0]["payments"] = {"captures": [capture]}
+        self.captures[capture["id"]] = {**capture, "refunded": Decimal(0)}
         order["status"] = "COMPLETED"
         return 201, order
+
+
+    def _refund(self, capture_id: str, body: dict) -> tuple[int, dict]:
+        capture = self.captures.get(capture_id)
+        if capture is None:
+            return 404, _issue("RESOURCE_NOT_FOUND", "The specified resource does not exist.")
+        amount = body.get("amount") or capture["amount"]
+        if amount["currency_code"] != capture["amount"]["currency_code"]:
+            return 422, _issue("CURRENCY_MISMATCH", "Refund must be in the same currency as the capture.")
+        if not re.fullmatch(r"\d+(\.\d{2})?", amount["value"]):
+            return 422, _issue("DECIMAL_PRECISION", "The value of the field should not have more decimals.")
+        left = Decimal(capture["amount"]["value"]) - capture["refunded"]
+        if Decimal(amount["value"]) > left:
+            issue = "CAPTURE_FULLY_REFUNDED" if left <= 0 else "REFUND_AMOUNT_EXCEEDED"
+            return 422, _issue(issue, "The refund amount exceeds what is left of the capture.")
+        if self.refund_outcome not in ("COMPLETED", "PENDING", "FAILED"):
+            return 422, _issue(self.refund_outcome, "The request was refused.")
+        refund = {"id": f"1R{next(self.ids):015d}", "status": self.refund_outcome, "amount": amount,
+                  "invoice_id": body.get("invoice_id"), "note_to_payer": body.get("note_to_payer"),
+                  "links": [{"rel": "up", "href": f"/v2/payments/captures/{capture_id}"}]}
+        if self.refund_outcome == "PENDING":
+            refund["status_details"] = {"reason": "ECHECK"}
+        if self.refund_outcome != "FAILED":
+            capture["refunded"] += Decimal(amount["value"])
+        self.refunds[refund["id"]] = refund
+        return 201, refund
 
 
 def _json(status: int, body: dict) -> Response:

@@ -388,3 +388,13 @@ def test_an_erased_profile_cannot_be_edited_back(admin):
     customer = factories.customer(erased_at=utcnow())
     with pytest.raises(Exception, match="erased"):
         customers.update_customer(admin, customer.id, profile())
+
+
+def test_search_finds_an_email_or_phone_whatever_the_case_typed(concierge):
+    ada = customers.create_customer(concierge, profile(phone="+44 20 7946 0958"))
+    customers.create_customer(concierge, profile(name="Grace Hopper", email="grace@example.com", phone=""))
+
+    for typed in ("ADA@EXAMPLE", "Ada@example.COM", "7946", "+4420", "lovelace"):
+        page, _ = customers.list_customers(CustomerFilters(q=typed))
+        assert [c.id for c in page.items] == [ada.id], typed
+        assert [c.id for c in customers.search_customers(typed)] == [ada.id], typed

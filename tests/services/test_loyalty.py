@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from midas.extensions import db
 from midas.models import AuditEntry, Customer
-from midas.services import DomainError, InvalidInput, PermissionDenied, customers, loyalty
+from midas.services import DomainError, InvalidInput, PermissionDenied, booking_states, customers, loyalty
 from tests import factories
 from tests.conftest import make_staff
 
@@ -109,3 +111,15 @@ def test_redeeming_needs_an_active_staff_member():
     booking = factories.booking(factories.item(), who=factories.customer(loyalty_points=500), status="quote")
     with pytest.raises(PermissionDenied):
         loyalty.redeem_points(make_staff("concierge", active=False), booking.customer_id, 100, booking.id)
+
+
+def test_a_late_return_fee_earns_no_points(app):
+    staff = make_staff("concierge")
+    booking = completed()
+    booking.status = "in_progress"
+    db.session.commit()
+
+    back = booking.ends_at + timedelta(hours=2, minutes=40)  # a late fee is added to the total
+    done = booking_states.complete(staff, booking.reference, returned_at=back)
+    assert done.total_amount > 540000
+    assert db.session.get(Customer, booking.customer_id).loyalty_points == 5400  # 3 days × £1,800, the fee left out

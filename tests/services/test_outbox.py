@@ -304,6 +304,29 @@ def test_a_worker_killed_while_sending_is_retried_by_the_sweep_and_sends_once(sm
     assert outbox.delivery_log(killed)[0]["error"] == "the worker stopped while sending"
 
 
+def test_a_text_twilio_took_before_the_worker_died_is_not_sent_again(providers, fake_api):
+    sid, now = "AC0123456789abcdef0123456789abcdef", utcnow()
+    providers(TWILIO_ACCOUNT_SID=sid, TWILIO_AUTH_TOKEN="token", TWILIO_FROM_NUMBER="+15005550006",
+              TWILIO_API_BASE=fake_api.url_for("/"))
+    claimed = now - timedelta(minutes=15)
+    row = pending_row(to=PHONE, channel="sms", status="sending", attempts=1, created_at=now - timedelta(minutes=20),
+                      context={"_delivery": {"claimed_at": claimed.isoformat()}})
+    body = outbox.render(row).text
+    messages_url = f"/2010-04-01/Accounts/{sid}/Messages.json"
+    fake_api.expect_request(messages_url, method="GET").respond_with_json({
+        "messages": [{"sid": "SMtaken", "to": PHONE, "body": body,
+                      "date_created": (claimed + timedelta(seconds=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")}],
+        "end": 0, "first_page_uri": messages_url, "next_page_uri": None, "previous_page_uri": None, "page": 0,
+        "page_size": 20, "start": 0, "uri": messages_url})
+
+    assert outbox.sweep(now).unstuck == [row.id]
+    run_jobs()
+
+    row = reload(row)
+    assert (row.status, row.provider, row.provider_message_id) == ("sent", "twilio", "SMtaken")
+    assert [request.method for request, _ in fake_api.log] == ["GET"]  # asked, and sent nothing
+
+
 def test_a_message_stuck_after_its_last_attempt_is_marked_failed(smtp):
     now = utcnow()
     row = pending_row(status="sending", attempts=outbox.MAX_ATTEMPTS, created_at=now - timedelta(hours=1))
@@ -347,7 +370,7 @@ def test_every_email_renders_in_the_house_style(staff, template):
 
 
 @pytest.mark.parametrize("template", ["booking_confirmation", "checkout_link", "hold_expiring", "pickup_reminder",
-                                      "return_reminder", "payment_failed", "booking_cancellation"])
+                                      "return_reminder", "payment_failed", "booking_cancellation", "balance_due"])
 def test_texts_are_short_and_useful(staff, template):
     booking = quote(staff)
     row = Notification(id=1, channel="sms", template=template, recipient=PHONE, dedupe_key="k",

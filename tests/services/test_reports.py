@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+import tracemalloc
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert, text
 
 from midas.extensions import db
-from midas.models import AuditEntry, Blackout, Booking, Customer, Dispute, Item, Location, Payment
+from midas.models import AuditEntry, Blackout, Booking, Customer, Dispute, Item, Payment, PaymentStatus
 from midas.services import reports
 from midas.services.reports import ReportFilters, customers, funnel, payments, revenue, utilization
-from midas.services.reports.base import STREAM_BATCH
+from midas.services.reports.base import REPORT_WORK_MEM, STREAM_BATCH, Column, Table, csv_lines
 from tests import factories
 
 MARCH = ReportFilters(date(2026, 3, 1), date(2026, 3, 31))
@@ -28,9 +30,10 @@ def at(day: int, month: int = 3, hour: int = 9) -> datetime:
 def pay(booking: Booking, amount: int, when: datetime, status: str = "succeeded", provider: str = "stripe",
         method: str = "visa", kind: str = "charge", refunded: int = 0, failure_code: str | None = None) -> Payment:
     payment = Payment(booking=booking, provider=provider, kind=kind, status=status, amount=amount,
-                      currency=booking.currency, amount_captured=amount if status == "succeeded" else 0,
+                      currency=booking.currency, amount_captured=amount if status in PaymentStatus.paid() else 0,
                       amount_refunded=refunded, idempotency_key=secrets.token_hex(8), method=method,
-                      failure_code=failure_code, succeeded_at=when if status == "succeeded" else None, created_at=when)
+                      failure_code=failure_code, succeeded_at=when if status in PaymentStatus.paid() else None,
+                      created_at=when)
     db.session.add(payment)
     db.session.commit()
     return payment
@@ -71,8 +74,8 @@ def build_business(grace_name: str = "Grace Hopper") -> Business:
     grace = factories.customer(name=grace_name, loyalty_points=120)
     book(ferrari, ada, datetime(2025, 6, 1, tzinfo=UTC), 1, "completed")  # Ada booked before: a repeat customer
     b1 = book(ferrari, ada, at(2), 3, "completed")
-    pay(b1, 540000, at(5), refunded=40000)
-    pay(b1, 500000, at(2), kind="deposit")  # a deposit hold is not revenue
+    pay(b1, 540000, at(5), status="partially_refunded", refunded=40000)
+    pay(b1, 500000, at(2), kind="deposit", status="authorized")  # an open deposit hold is not revenue
     b2 = book(riva, grace, at(29, hour=0), 5, "confirmed")
     pay(b2, 300000, at(10, 4), provider="paypal", method="paypal")
     db.session.add(Dispute(booking=b2, provider="paypal", provider_ref="PP-D-1", amount=300000, currency="GBP",
@@ -104,12 +107,23 @@ def test_revenue_by_month_is_net_of_refunds_per_currency_in_the_local_month(busi
     ]
 
 
+def test_a_late_fee_captured_from_the_deposit_hold_is_revenue_the_released_rest_is_not(business):
+    late = book(business.ferrari, business.ada, at(26), 1, "completed")
+    hold = pay(late, 250000, at(27), kind="deposit")
+    hold.amount_captured = 30000  # the late fee; Stripe released the other 220,000
+    pay(late, 250000, at(27), kind="deposit", status="canceled")  # a hold released in full
+    db.session.commit()
+
+    march = revenue.by_month(SPRING)[0]
+    assert (march["month"], march["gross"], march["net"], march["payments"]) == ("2026-03", 570000, 530000, 2)
+
+
 def test_revenue_by_category_and_location_never_adds_yen_to_pounds(business):
     by_category = [(r["currency"], r["category"], r["net"])
-                   for r in revenue.by_group(SPRING, Item.category, "category")]
+                   for r in revenue.by_group(SPRING, "category")]
     assert by_category == [("GBP", "car", 500000), ("GBP", "yacht", 300000), ("JPY", "car", 360000)]
     by_location = [(r["currency"], r["location"], r["net"])
-                   for r in revenue.by_group(SPRING, Location.name, "location")]
+                   for r in revenue.by_group(SPRING, "location")]
     assert by_location == [("GBP", "London Mayfair", 800000), ("JPY", "Tokyo Ginza", 360000)]
 
 
@@ -199,6 +213,19 @@ def test_csv_neutralises_formula_leading_cells(app):
     assert "'=cmd|' /C calc'!A0" in lines and "\n=cmd" not in lines
 
 
+def test_csv_neutralises_every_formula_lead_in_text_and_keeps_negative_amounts_numeric(app):
+    columns = [Column("name", "Name"), Column("currency", "Currency"), Column("net", "Net", "money"),
+               Column("count", "Count", "int")]
+    names = ["=1+1", "+44 20", "-2", "@SUM(A1)", "\tTab", "\rReturn", "Plain, with comma", 'Say "hi"']
+    table = Table("t", "T", columns, lambda: [{"name": name, "currency": "GBP", "net": -4000, "count": 3}
+                                              for name in names])
+    rows = list(csv.reader(io.StringIO("".join(csv_lines(table)).removeprefix("\ufeff"))))
+    assert rows[0] == ["Name", "Currency", "Net", "Count"]
+    assert [row[0] for row in rows[1:]] == ["'=1+1", "'+44 20", "'-2", "'@SUM(A1)", "'\tTab", "'\rReturn",
+                                            "Plain, with comma", 'Say "hi"']
+    assert {(row[2], row[3]) for row in rows[1:]} == {("-40.00", "3")}  # a negative amount is still a number
+
+
 def test_long_tables_stream_in_batches_rather_than_loading_every_row(business, monkeypatch):
     batches, execute = [], db.session.execute
 
@@ -210,5 +237,84 @@ def test_long_tables_stream_in_batches_rather_than_loading_every_row(business, m
     _, lines = reports.export_csv("customers", "lifetime_value", MARCH)
     assert next(lines).startswith("\ufeffCustomer") and batches == []  # nothing is queried before it is needed
     assert len(list(lines)) == 3 and batches == [STREAM_BATCH]
-    list(revenue.by_month(SPRING))  # months are grouped over a stream of payments, not a loaded list
-    assert batches == [STREAM_BATCH, STREAM_BATCH]
+
+
+def test_revenue_is_one_aggregate_query_however_many_tables_read_it(business, monkeypatch):
+    statements, execute = [], db.session.execute
+
+    def spy(statement, *args, **kwargs):
+        statements.append(statement)
+        return execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "execute", spy)
+    pages = [table.page_rows() for table in reports.report_tables("revenue", SPRING)]
+    assert len(statements) == 1 and [len(rows) for rows in pages] == [3, 3, 2]
+    assert statements[0].get_execution_options().get("yield_per") is None  # grouped in SQL: a handful of rows
+
+
+def _customers_who_paid(item: Item, numbers: range) -> None:
+    """One customer with one paid booking per number, inserted in bulk (the factories would take minutes)."""
+    first = datetime(2020, 1, 1, tzinfo=UTC)
+    customer_ids = db.session.execute(insert(Customer).returning(Customer.id), [
+        {"name": f"Customer {n:06d}", "email": f"c{n}@example.com", "tier": "standard"} for n in numbers
+    ]).scalars().all()
+    booking_ids = db.session.execute(insert(Booking).returning(Booking.id), [
+        {"reference": f"MID-{n:08d}", "checkout_token": f"token-{n}", "customer_id": customer_id,
+         "item_id": item.id, "status": "completed", "starts_at": first + timedelta(days=n),
+         "ends_at": first + timedelta(days=n, hours=8), "block_starts_at": first + timedelta(days=n),
+         "block_ends_at": first + timedelta(days=n, hours=8), "currency": "GBP", "total_amount": 1000 + n,
+         "deposit_amount": 0} for n, customer_id in zip(numbers, customer_ids, strict=True)]).scalars().all()
+    db.session.execute(insert(Payment), [
+        {"booking_id": booking_id, "provider": "stripe", "kind": "charge", "status": "succeeded",
+         "amount": 1000 + n, "currency": "GBP", "amount_captured": 1000 + n, "amount_refunded": 0,
+         "idempotency_key": f"key-{n}", "succeeded_at": first + timedelta(days=n)}
+        for n, booking_id in zip(numbers, booking_ids, strict=True)])
+    db.session.commit()
+
+
+def _peak_streaming() -> tuple[int, int, int]:
+    """(rows, bytes, peak traced memory) of the full lifetime-value CSV, consumed line by line."""
+    _, lines = reports.export_csv("customers", "lifetime_value", MARCH)
+    rows = size = 0
+    tracemalloc.start()
+    try:
+        for line in lines:
+            rows, size = rows + 1, size + len(line)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return rows - 1, size, peak
+
+
+def test_a_large_export_streams_in_flat_memory(app):
+    item = factories.item(factories.location())
+    _customers_who_paid(item, range(2 * STREAM_BATCH))
+    rows, size, small_peak = _peak_streaming()
+    assert rows == 2 * STREAM_BATCH
+    db.session.rollback()
+    _customers_who_paid(item, range(2 * STREAM_BATCH, 10 * STREAM_BATCH))  # five times the rows in all
+    rows, big_size, big_peak = _peak_streaming()
+    assert rows == 10 * STREAM_BATCH and big_size > 4 * size
+    # Memory is bounded by a batch, not by the export: five times the rows may not take even twice the memory.
+    assert big_peak < 2 * small_peak, (small_peak, big_peak)
+
+
+def test_utilization_page_lists_the_least_utilized_items_and_the_csv_every_item(app):
+    london = factories.location()
+    cars = [factories.item(london, name=f"Car {n:02d}") for n in range(utilization.ITEMS_SHOWN + 2)]
+    book(cars[0], factories.customer(), at(3), 2, "completed")  # the only car that earned anything
+    table = next(t for t in reports.report_tables("utilization", MARCH) if t.slug == "by_item")
+    shown = [row["item"] for row in table.page_rows()]
+    assert len(shown) == utilization.ITEMS_SHOWN and "Car 00" not in shown
+    lines = "".join(reports.export_csv("utilization", "by_item", MARCH)[1]).splitlines()
+    assert len(lines) == 1 + len(cars) and lines[-1].startswith("Car 00,car,London Mayfair,2.0,31.0,6.45")
+
+
+def test_reports_give_postgresql_room_to_group_in_memory_for_their_transaction_only(app):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("work_mem is a PostgreSQL setting")
+    default = db.session.execute(text("SHOW work_mem")).scalar()
+    reports.report_tables("revenue", MARCH)
+    assert db.session.execute(text("SHOW work_mem")).scalar() == REPORT_WORK_MEM
+    db.session.rollback()
+    assert db.session.execute(text("SHOW work_mem")).scalar() == default

@@ -26,3 +26,11 @@ def settle_payment_or_fail(payment_id: int) -> None:
 def explode(message: str) -> None:
     """A job that always fails, for the Jobs page's failed-job list."""
     raise RuntimeError(message)
+
+
+def remember_slowly(key: str, seconds: float) -> None:
+    """A job still running when the worker is told to stop (the SIGTERM test)."""
+    import time
+
+    time.sleep(seconds)
+    remember(key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from midas.extensions import db
-from midas.models import Booking, utcnow
+from midas.models import Booking, Payment, utcnow
 from midas.services import bookings
 from tests import factories
 from tests.conftest import make_staff, soup
@@ -161,13 +161,14 @@ def test_change_preview_shows_the_price_difference(login_as):
 def test_concierge_moves_a_booking_to_another_free_item_and_it_is_repriced(login_as):
     booking = _booked()
     yacht = factories.item(booking.item.location, name="Riva 88", category="yacht", daily_rate=900000)
-    old_total = booking.total_amount
+    old_total, old_period = booking.total_amount, (booking.starts_at, booking.ends_at)
     response = login_as("concierge").post(f"/bookings/{booking.reference}/change", {
         "item_id": yacht.id, "starts_at": booking.starts_at.strftime("%Y-%m-%dT10:00"),
         "ends_at": booking.ends_at.strftime("%Y-%m-%dT10:00")})
     assert response.status_code == 302
     changed = db.session.get(Booking, booking.id)
     assert changed.item_id == yacht.id and changed.total_amount > old_total
+    assert (changed.starts_at, changed.ends_at) == old_period  # 10:00 in London's summer time is 09:00 UTC
     assert changed.total_amount == sum(line.amount for line in changed.lines)
 
 
@@ -227,3 +228,15 @@ def test_checkout_link_by_sms_needs_a_phone_number(login_as):
     booking = _booked()
     response = login_as("concierge").post(f"/bookings/{booking.reference}/send-checkout-link", {"channel": "sms"})
     assert response.status_code == 422
+
+
+def test_a_partly_refunded_booking_still_offers_the_refund_flow(login_as):
+    booking = factories.booking(factories.item(), status="cancelled")
+    staff = login_as("concierge")
+    refund_link = f"a[href='/refunds/new?booking={booking.reference}']"
+    assert staff.page(f"/bookings/{booking.reference}").select_one(refund_link) is None
+    db.session.add(Payment(booking=booking, provider="stripe", kind="charge", status="partially_refunded",
+                           amount=booking.total_amount, currency=booking.currency, amount_captured=booking.total_amount,
+                           amount_refunded=1000, provider_ref="pi_partly", idempotency_key="partly"))
+    db.session.commit()
+    assert staff.page(f"/bookings/{booking.reference}").select_one(refund_link) is not None

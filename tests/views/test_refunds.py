@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from midas.extensions import db
 from midas.models import Refund
-from midas.services import payment_events, settings
-from tests.conftest import soup
+from midas.services import payment_events, refunds, settings
+from tests.conftest import make_staff, soup
 from tests.fakes.stripe_api import stripe_server  # noqa: F401
 from tests.services.test_refunds import fake_stripe, paid_booking  # noqa: F401
 
@@ -93,6 +93,8 @@ def test_card_refund_over_threshold_is_approved_sent_and_followed_to_success(app
     concierge.post(f"/refunds/new?booking={booking.reference}",
                    {"payment_id": payment.id, "amount": "9000", "reason": "trip moved"})
     refund = db.session.query(Refund).one()
+    mine = concierge.page("/refunds?mine=1").select("#results tbody tr[data-status]")
+    assert [row["data-status"] for row in mine] == ["pending_approval"]
     assert refund.status == "pending_approval" and not fake_stripe.calls("POST", "/v1/refunds")
     queue = login_as("admin").page("/refunds?status=pending_approval")
     assert [row["data-status"] for row in queue.select("tbody tr[data-status]")] == ["pending_approval"]
@@ -102,3 +104,56 @@ def test_card_refund_over_threshold_is_approved_sent_and_followed_to_success(app
     sent = fake_stripe.objects["refunds"][refund.provider_ref]
     payment_events.apply_refund({**sent, "status": "succeeded"}, "test")
     assert concierge.page(f"/refunds/{refund.id}").find(attrs={"data-status": True})["data-status"] == "succeeded"
+
+
+def test_refunds_dashboard_shows_queues_kpis_and_filtered_history(app, login_as):
+    concierge = make_staff("concierge", email="queue-concierge@midas.test")
+    waiting_booking, waiting_payment = paid_booking(provider="bank_transfer", rental=900_000)
+    waiting = refunds.request_refund(concierge, waiting_booking.reference, waiting_payment.id, 800_000, "moved")
+    done_booking, done_payment = paid_booking(provider="bank_transfer", currency="CHF")
+    done = refunds.request_refund(concierge, done_booking.reference, done_payment.id, 100_000, "partial")
+    refunds.record_offline(make_staff("admin", email="queue-admin@midas.test"), done.id, "WIRE-8")
+    failed_booking, failed_payment = paid_booking(provider="bank_transfer")
+    failed = refunds.request_refund(concierge, failed_booking.reference, failed_payment.id, 50_000, "bounced")
+    failed.status, failed.failure_reason = "failed", "account closed"
+    db.session.commit()
+
+    page = login_as("admin").page("/refunds")
+    queued = {q["data-queue"]: [int(row["data-refund-id"]) for row in q.select("tr[data-refund-id]")]
+              for q in page.select("[data-queue]")}
+    assert queued == {"awaiting_approval": [waiting.id], "processing": [], "failed": [failed.id]}
+    assert "account closed" in page.find(attrs={"data-queue": "failed"}).text
+    assert page.find(attrs={"data-kpi": "refunded-this-month"}).find(attrs={"data-currency": "CHF"}).text == \
+        "CHF 1,000.00"
+    assert page.find(attrs={"data-kpi": "average-days"}).text.strip() == "0.0"
+
+    def history(query: str) -> list[int]:
+        rows = login_as("admin").page(f"/refunds?{query}").select("#results tbody tr[data-status]")
+        return [int(row.find("a").text.lstrip("#")) for row in rows]
+
+    assert history("currency=CHF") == [done.id]
+    assert history(f"q={waiting_booking.reference}") == [waiting.id]
+    assert history("status=failed") == [failed.id]
+    assert history("provider=stripe") == []
+    assert sorted(history("since=2000-01-01")) == sorted([waiting.id, done.id, failed.id])
+    assert history("until=2000-01-01") == []
+    assert login_as("admin").get("/refunds?since=yesterday").status_code == 400
+    assert history("mine=1") == []  # this admin asked for none of them
+    fragment = login_as("admin").get("/refunds?status=failed", headers={"HX-Request": "true"})
+    assert "data-queue" not in fragment.get_data(as_text=True)
+
+
+def test_failed_refund_is_retried_from_its_page(app, login_as):
+    booking, payment = paid_booking(provider="bank_transfer")
+    refund = refunds.request_refund(make_staff("concierge", email="retry-c@midas.test"), booking.reference,
+                                    payment.id, 100_000, "part")
+    refund.status, refund.failure_reason = "failed", "bounced"
+    db.session.commit()
+    admin = login_as("admin")
+    page = admin.page(f"/refunds/{refund.id}")
+    assert page.find("button", string="Retry the refund") is not None
+    response = admin.post(f"/refunds/{refund.id}/retry", {})
+    assert response.status_code == 303
+    again = db.session.query(Refund).filter(Refund.id != refund.id).one()
+    assert response.headers["Location"].endswith(f"/refunds/{again.id}") and again.status == "approved"
+    assert login_as("concierge").post(f"/refunds/{refund.id}/retry", {}).status_code == 403

@@ -214,7 +214,7 @@ def test_a_payments_whole_life_in_any_order_ends_in_the_right_state(app, client,
     run_jobs(app)
 
     payment = db.session.get(Payment, payment.id)
-    assert (payment.status, payment.amount_refunded) == ("succeeded", 25000)
+    assert (payment.status, payment.amount_refunded) == ("partially_refunded", 25000)
     assert db.session.get(type(booking), booking.id).status == "confirmed"
     assert [d.status for d in db.session.scalars(select(Dispute))] == ["won"]
     assert count(WebhookEvent, WebhookEvent.status.in_(["received", "failed"])) == 0
@@ -270,6 +270,17 @@ def test_a_signature_older_than_five_minutes_is_refused(app, client, paid_event)
 
     assert response.status_code == 400 and "older than 5 minutes" in response.json["reason"]
     assert_nothing_applied(payment)
+
+
+def test_a_signature_dated_more_than_five_minutes_ahead_is_refused(app, client, paid_event):
+    payment, payload = paid_event
+    from time import time
+
+    response = deliver(client, payload, timestamp=int(time()) + 301)
+
+    assert response.status_code == 400 and response.json["reason"] == "The signature is dated in the future."
+    assert_nothing_applied(payment)
+    assert deliver(client, payload, timestamp=int(time()) + 60).status_code == 200  # clocks a minute apart are fine
 
 
 @pytest.mark.parametrize("body", ['{"id": "evt_1", "type": "payment_intent.succeeded"', '{"hello": "world"}',

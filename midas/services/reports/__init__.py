@@ -13,6 +13,7 @@ from midas.services.reports.base import (
     default_period,
     display_cell,
     filter_choices,
+    reporting_memory,
 )
 
 REPORTS: dict[str, tuple[str, str, Callable[[ReportFilters], list[Table]]]] = {
@@ -30,7 +31,9 @@ __all__ = ["REPORTS", "Column", "ReportFilters", "Table", "default_period", "dis
 
 def report_tables(name: str, filters: ReportFilters) -> list[Table]:
     """The tables of one report under the filters; KeyError for an unknown report."""
-    return REPORTS[name][2](filters)
+    tables = REPORTS[name][2](filters)
+    reporting_memory()
+    return tables
 
 
 def export_csv(name: str, table_slug: str, filters: ReportFilters) -> tuple[str, Iterator[str]]:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, Select, select
+from sqlalchemy import Float, Select, String, event, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from midas.extensions import db
-from midas.models import Category, Item, Location, utcnow
+from midas.models import Booking, Category, Item, Location, Payment, utcnow
 from midas.money import format_money
-from midas.services.inventory_bulk import csv_line, major_units
+from midas.services.inventory_bulk import csv_line, major_units, neutralise
 
 STREAM_BATCH = 2000  # rows fetched per round trip when a table is streamed
 
@@ -78,11 +84,18 @@ class Chart:
 def csv_lines(table: Table) -> Iterator[str]:
     """The table as CSV: amounts in major units beside their currency, rates as percentages, text neutralised."""
     yield "\ufeff" + csv_line([column.label for column in table.columns])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
     for row in table.rows():
-        yield csv_line([csv_cell(column, row) for column in table.columns])
+        writer.writerow([csv_cell(column, row) for column in table.columns])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
 
 
 def csv_cell(column: Column, row: dict[str, Any]) -> str:
+    """Numbers as Midas formats them (a refund may make one negative: it stays a number); text neutralised,
+    since a name or a code typed by anyone could start with what a spreadsheet runs as a formula."""
     value = row.get(column.key)
     if value is None:
         return ""
@@ -92,7 +105,9 @@ def csv_cell(column: Column, row: dict[str, Any]) -> str:
         return percent(value)
     if column.kind == "days":
         return f"{value:.1f}"
-    return str(value)
+    if column.kind == "int":
+        return str(int(value))
+    return neutralise(str(value))
 
 
 def display_cell(column: Column, row: dict[str, Any]) -> str:
@@ -132,6 +147,28 @@ def scoped(stmt: Select, filters: ReportFilters, item_column) -> Select:
     return stmt
 
 
+def scoped_payments(stmt: Select, filters: ReportFilters) -> Select:
+    """Narrow a statement over payments to the filters through their booking's item.
+
+    Unfiltered, payments are read alone: joining 200,000 bookings only to ignore them costs most of the query."""
+    if not (filters.location_id or filters.category):
+        return stmt
+    return stmt.where(Payment.booking_id.in_(scoped(select(Booking.id), filters, Booking.item_id)))
+
+
+REPORT_WORK_MEM = "32MB"
+
+
+def reporting_memory() -> None:
+    """Give this transaction's sorts and hashes room (PostgreSQL only; undone when the transaction ends).
+
+    With the default 4 MB, grouping 140,000 payments by month, category and location sorts on disk and costs
+    twice the CPU of grouping them in a hash table: measured on the 200,000-booking benchmark."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+
+
 def stream(stmt: Select) -> Iterator[Any]:
     """Rows of a statement fetched in batches, never all at once."""
     yield from db.session.execute(stmt.execution_options(yield_per=STREAM_BATCH))
@@ -159,3 +196,59 @@ def _epoch_postgresql(element, compiler, **kw) -> str:
 def _epoch_sqlite(element, compiler, **kw) -> str:
     # SQLite keeps naive UTC text; julianday() reads it, and day 2440587.5 is 1970-01-01T00:00.
     return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+class local_month(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
+    """'YYYY-MM' of a UTC timestamp column in the time zone named by another column, computed in SQL."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(local_month, "postgresql")
+def _local_month_postgresql(element, compiler, **kw) -> str:
+    timestamp, zone = element.clauses
+    return f"to_char(timezone({compiler.process(zone, **kw)}, {compiler.process(timestamp, **kw)}), 'YYYY-MM')"
+
+
+@compiles(local_month)
+def _local_month_sqlite(element, compiler, **kw) -> str:
+    return f"midas_local_month({compiler.process(element.clauses, **kw)})"
+
+
+def _sqlite_local_month(stored: str | None, zone: str | None) -> str | None:
+    # SQLite has no time zones: the same conversion PostgreSQL does, in Python, row by row (test-sized data).
+    if stored is None or zone is None:
+        return None
+    return f"{datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(_zone(zone)):%Y-%m}"
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _register_sqlite_functions(dbapi_connection, _record) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.create_function("midas_local_month", 2, _sqlite_local_month, deterministic=True)
+
+
+if not event.contains(Engine, "connect", _register_sqlite_functions):
+    event.listen(Engine, "connect", _register_sqlite_functions)
+
+
+class utc_day(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
+    """'YYYY-MM-DD' of a UTC timestamp column: the UTC day it falls on."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element, compiler, **kw) -> str:
+    return f"to_char(timezone('UTC', {compiler.process(element.clauses, **kw)}), 'YYYY-MM-DD')"
+
+
+@compiles(utc_day)
+def _utc_day_sqlite(element, compiler, **kw) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"  # stored as naive UTC ISO text

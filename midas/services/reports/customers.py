@@ -38,32 +38,35 @@ def tables(filters: ReportFilters) -> list[Table]:
 
 def lifetime_value(filters: ReportFilters, top: int | None = None) -> Iterator[dict[str, Any]]:
     """Per currency, customers from the most valuable down (only the first `top` of each); streamed in batches."""
+    # Aggregate and rank on the booking's customer id alone; names and tiers join only the ranked rows.
     value = func.sum(Payment.amount_captured - Payment.amount_refunded)
-    rank = func.row_number().over(partition_by=Payment.currency, order_by=(value.desc(), Customer.id))
+    rank = func.row_number().over(partition_by=Payment.currency, order_by=(value.desc(), Booking.customer_id))
     ranked = scoped(
-        select(Customer.name, Customer.tier, Payment.currency, value.label("value"),
-               func.count(Payment.id).label("payments"), Customer.id.label("customer_id"), rank.label("rank"))
+        select(Booking.customer_id, Payment.currency, value.label("value"), func.count(Payment.id).label("payments"),
+               rank.label("rank"))
         .select_from(Payment).join(Booking, Payment.booking_id == Booking.id)
-        .join(Customer, Booking.customer_id == Customer.id)
-        .where(Payment.status == PaymentStatus.SUCCEEDED.value, Payment.kind != PaymentKind.DEPOSIT.value)
-        .group_by(Customer.id, Customer.name, Customer.tier, Payment.currency), filters, Booking.item_id).subquery()
-    stmt = select(ranked.c.name, ranked.c.tier, ranked.c.currency, ranked.c.value, ranked.c.payments)
+        .where(Payment.status.in_(PaymentStatus.paid()), Payment.kind != PaymentKind.DEPOSIT.value)
+        .group_by(Booking.customer_id, Payment.currency), filters, Booking.item_id).subquery()
+    stmt = (select(Customer.name, Customer.tier, ranked.c.currency, ranked.c.value, ranked.c.payments)
+            .join(Customer, Customer.id == ranked.c.customer_id))
     if top:
         stmt = stmt.where(ranked.c.rank <= top)
-    for name, tier, currency, total, count in stream(stmt.order_by(ranked.c.currency, ranked.c.rank)):
+    stmt = stmt.order_by(ranked.c.currency, ranked.c.rank)
+    # The page's few rows come back in one go: a streaming (server-side) cursor forgoes PostgreSQL's parallel plans.
+    for name, tier, currency, total, count in stream(stmt) if top is None else db.session.execute(stmt):
         yield {"customer": name, "tier": tier, "currency": currency, "value": int(total), "payments": count}
 
 
 def new_vs_repeat(filters: ReportFilters) -> list[dict[str, Any]]:
     start, end = filters.window
-    first = (select(Booking.customer_id, func.min(Booking.created_at).label("first_at"))
-             .group_by(Booking.customer_id).subquery())
     in_period = scoped(select(Booking.customer_id).where(Booking.created_at >= start, Booking.created_at < end),
-                       filters, Booking.item_id)
-    kind = case((first.c.first_at >= start, "new"), else_="repeat")
-    stmt = (select(kind, func.count()).select_from(first).where(first.c.customer_id.in_(in_period)).group_by(kind))
-    counts = dict(db.session.execute(stmt).all())
-    return [{"kind": label, "customers": counts.get(key, 0)} for key, label in (("new", "New"), ("repeat", "Repeat"))]
+                       filters, Booking.item_id).distinct().subquery()
+    # Repeat: booked anywhere before the period. One hashed pass over the earlier bookings, not a minimum per customer.
+    booked_before = select(Booking.customer_id).where(Booking.created_at < start)
+    repeat = case((in_period.c.customer_id.in_(booked_before), 1), else_=0)
+    total, repeats = db.session.execute(select(func.count(), func.coalesce(func.sum(repeat), 0))
+                                        .select_from(in_period)).one()
+    return [{"kind": "New", "customers": int(total) - int(repeats)}, {"kind": "Repeat", "customers": int(repeats)}]
 
 
 def tier_mix(filters: ReportFilters) -> list[dict[str, Any]]:

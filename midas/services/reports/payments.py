@@ -9,10 +9,10 @@ from sqlalchemy import case, func, select
 
 from midas.extensions import db
 from midas.models import Booking, Dispute, Payment, PaymentKind, PaymentStatus
-from midas.services.reports.base import Chart, Column, ReportFilters, Table, ratio_bp, scoped
+from midas.services.reports.base import Chart, Column, ReportFilters, Table, ratio_bp, scoped, scoped_payments
 
 P = PaymentStatus
-SUCCESS = [s.value for s in (P.SUCCEEDED, P.AUTHORIZED, P.RELEASED)]  # a deposit hold that was authorised succeeded
+SUCCESS = [*P.paid(), P.AUTHORIZED.value, P.RELEASED.value]  # a deposit hold that was authorised succeeded
 NOTE = ("Payments created in the period (UTC days). Success rate: succeeded ÷ (succeeded + failed); payments still "
         "pending or abandoned by the customer are counted apart and not in the rate.")
 REFUND_NOTE = "Charges and late fees that succeeded in the period; refund rate is refunded ÷ captured, per currency."
@@ -43,9 +43,8 @@ def tables(filters: ReportFilters) -> list[Table]:
 
 def _payments(filters: ReportFilters, *columns):
     start, end = filters.window
-    stmt = (select(*columns).select_from(Payment).join(Booking, Payment.booking_id == Booking.id)
-            .where(Payment.created_at >= start, Payment.created_at < end))
-    return scoped(stmt, filters, Booking.item_id)
+    stmt = select(*columns).select_from(Payment).where(Payment.created_at >= start, Payment.created_at < end)
+    return scoped_payments(stmt, filters)
 
 
 def _count_if(condition):
@@ -73,13 +72,12 @@ def failures(filters: ReportFilters) -> Iterator[dict[str, Any]]:
 
 def refunds(filters: ReportFilters) -> Iterator[dict[str, Any]]:
     start, end = filters.window
-    stmt = scoped(
+    stmt = scoped_payments(
         select(Payment.currency, func.count(Payment.id), _count_if(Payment.amount_refunded > 0),
                func.sum(Payment.amount_captured), func.sum(Payment.amount_refunded))
-        .join(Booking, Payment.booking_id == Booking.id)
-        .where(Payment.status == P.SUCCEEDED.value, Payment.kind != PaymentKind.DEPOSIT.value,
+        .where(Payment.status.in_(P.paid()), Payment.kind != PaymentKind.DEPOSIT.value,
                Payment.succeeded_at >= start, Payment.succeeded_at < end)
-        .group_by(Payment.currency).order_by(Payment.currency), filters, Booking.item_id)
+        .group_by(Payment.currency).order_by(Payment.currency), filters)
     for currency, count, refunded_count, captured, refunded in db.session.execute(stmt):
         yield {"currency": currency, "payments": count, "refunded_payments": refunded_count,
                "captured": int(captured), "refunded": int(refunded),

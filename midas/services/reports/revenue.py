@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from midas.extensions import db
-from midas.models import Booking, Item, Location, Payment, PaymentKind, PaymentStatus
-from midas.services.reports.base import Chart, Column, ReportFilters, Table, scoped, stream
+from midas.models import Booking, Item, Location, Payment, PaymentStatus
+from midas.services.reports.base import Chart, Column, ReportFilters, Table, local_month, scoped
 
 NOTE = ("Charges and late fees that succeeded in the period (UTC days), less what was refunded on them. Deposits "
         "are not revenue. Currencies are never added together: converting them needs an exchange-rate table the "
@@ -21,16 +21,18 @@ AMOUNTS = [Column("gross", "Captured", "money"), Column("refunded", "Refunded", 
 
 
 def tables(filters: ReportFilters) -> list[Table]:
+    # The three tables are roll-ups of one aggregate, queried once per page however many tables read it.
+    cube = cache(lambda: totals(filters))
     return [
         Table("by_month", "Net revenue by month (local month of the location)",
               [Column("currency", "Currency"), Column("month", "Month"), *AMOUNTS],
-              lambda: by_month(filters), _net_chart("month"), NOTE),
+              lambda: by_month(filters, cube), _net_chart("month"), NOTE),
         Table("by_category", "Net revenue by category",
               [Column("currency", "Currency"), Column("category", "Category"), *AMOUNTS],
-              lambda: by_group(filters, Item.category, "category"), _net_chart("category")),
+              lambda: by_group(filters, "category", cube), _net_chart("category")),
         Table("by_location", "Net revenue by location",
               [Column("currency", "Currency"), Column("location", "Location"), *AMOUNTS],
-              lambda: by_group(filters, Location.name, "location"), _net_chart("location")),
+              lambda: by_group(filters, "location", cube), _net_chart("location")),
     ]
 
 
@@ -38,40 +40,44 @@ def _net_chart(label: str) -> Chart:
     return Chart(label, "net", "Net revenue", split="currency")
 
 
-def _revenue_payments(filters: ReportFilters, *columns) -> Select:
+def totals(filters: ReportFilters) -> list[dict[str, Any]]:
+    """Captured, refunded and count per currency, local month, category and location, summed in SQL.
+
+    A few hundred rows at most (months × locations × categories × currencies), whatever the number of payments."""
     start, end = filters.window
-    stmt = (select(*columns).select_from(Payment).join(Booking, Payment.booking_id == Booking.id)
-            .join(Item, Booking.item_id == Item.id).join(Location, Item.location_id == Location.id)
-            .where(Payment.status == PaymentStatus.SUCCEEDED.value, Payment.kind != PaymentKind.DEPOSIT.value,
-                   Payment.succeeded_at >= start, Payment.succeeded_at < end))
-    return scoped(stmt, filters, Booking.item_id)
-
-
-def by_month(filters: ReportFilters) -> list[dict[str, Any]]:
-    """Per currency and local month, oldest first; grouped in Python over a batched stream (portable)."""
-    stmt = _revenue_payments(filters, Payment.succeeded_at, Location.timezone, Payment.currency,
-                             Payment.amount_captured, Payment.amount_refunded)
-    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    zones: dict[str, ZoneInfo] = {}
-    for succeeded_at, tz, currency, captured, refunded in stream(stmt):
-        zone = zones.setdefault(tz, ZoneInfo(tz))
-        total = totals[(currency, f"{succeeded_at.astimezone(zone):%Y-%m}")]
-        total[0] += captured
-        total[1] += refunded
-        total[2] += 1
-    return [_amounts({"currency": currency, "month": month}, *total)
-            for (currency, month), total in sorted(totals.items())]
-
-
-def by_group(filters: ReportFilters, column, name: str) -> Iterator[dict[str, Any]]:
-    """Per currency and `column` (category, location), largest net first."""
+    month = local_month(Payment.succeeded_at, Location.timezone)
     gross, refunded = func.sum(Payment.amount_captured), func.sum(Payment.amount_refunded)
-    stmt = (_revenue_payments(filters, Payment.currency, column, gross, refunded, func.count(Payment.id))
-            .group_by(Payment.currency, column).order_by(Payment.currency, (gross - refunded).desc(), column))
-    for currency, label, captured, refunds, count in db.session.execute(stmt):
-        yield _amounts({"currency": currency, name: label}, captured, refunds, count)
+    stmt = (select(Payment.currency, month, Item.category, Location.name, gross, refunded, func.count(Payment.id))
+            .select_from(Payment).join(Booking, Payment.booking_id == Booking.id)
+            .join(Item, Booking.item_id == Item.id).join(Location, Item.location_id == Location.id)
+            .where(Payment.status.in_(PaymentStatus.paid()),  # a deposit counts for what was captured of it
+                   Payment.succeeded_at >= start, Payment.succeeded_at < end)
+            .group_by(Payment.currency, month, Item.category, Location.name))
+    return [{"currency": currency, "month": month, "category": category, "location": location,
+             "gross": int(captured), "refunded": int(refunds), "payments": count}
+            for currency, month, category, location, captured, refunds, count
+            in db.session.execute(scoped(stmt, filters, Booking.item_id))]
 
 
-def _amounts(row: dict[str, Any], captured: int, refunded: int, count: int) -> dict[str, Any]:
-    return {**row, "gross": int(captured), "refunded": int(refunded), "net": int(captured) - int(refunded),
-            "payments": count}
+def by_month(filters: ReportFilters, cube: Callable[[], list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """Per currency and local month, oldest first."""
+    return _roll_up((cube or (lambda: totals(filters)))(), "month",
+                    key=lambda row: (row["currency"], row["month"]))
+
+
+def by_group(filters: ReportFilters, name: str,
+             cube: Callable[[], list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """Per currency and `name` (category or location), largest net first."""
+    return _roll_up((cube or (lambda: totals(filters)))(), name,
+                    key=lambda row: (row["currency"], -row["net"], row[name]))
+
+
+def _roll_up(rows: list[dict[str, Any]], name: str, key) -> list[dict[str, Any]]:
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        total = sums[(row["currency"], row[name])]
+        total[0] += row["gross"]
+        total[1] += row["refunded"]
+        total[2] += row["payments"]
+    return sorted(({"currency": currency, name: label, "gross": gross, "refunded": refunded, "net": gross - refunded,
+                    "payments": count} for (currency, label), (gross, refunded, count) in sums.items()), key=key)

@@ -1,5 +1,8 @@
 """Real-browser fixtures: the test's app served on a live port, and system Chromium driven by Playwright.
 
+Registered once for the whole suite by tests/conftest.py, so browser tests in any folder share one
+Playwright driver and one Chromium (a second sync Playwright in the same session refuses to start).
+
 Chromium is the system one (/usr/bin/chromium); `playwright install` is never needed. When it is
 missing the browser tests fail (CI installs Chromium), they do not skip. Test modules here mark
 themselves with `pytestmark = pytest.mark.browser`, so `-m "not browser"` leaves them out.
