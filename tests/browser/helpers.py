@@ -7,6 +7,9 @@ from playwright.sync_api import ConsoleMessage, Page, Response
 from tests.conftest import PASSWORD
 
 
+ABORTED_REQUEST = ("htmx:sendAbort", "htmx:afterRequest")
+
+
 class PageProblems:
     """What went wrong while the page was used: console errors (CSP violations among them),
     uncaught JavaScript exceptions, and server errors."""
@@ -20,7 +23,10 @@ class PageProblems:
         page.on("response", self._response)
 
     def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
+        # Forms keep only their latest request (hx-sync replace): htmx logs the superseded one's
+        # abort as an error, but it is the intended outcome. Failed responses still show up as
+        # htmx:responseError / htmx:sendError, and 5xx below.
+        if message.type == "error" and not message.text.startswith(ABORTED_REQUEST):
             self.console_errors.append(f"{message.text} ({message.location.get('url') or ''})")
 
     def _response(self, response: Response) -> None:
