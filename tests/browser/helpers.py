@@ -6,7 +6,6 @@ from playwright.sync_api import ConsoleMessage, Page, Response
 
 from tests.conftest import PASSWORD
 
-
 ABORTED_REQUEST = ("htmx:sendAbort", "htmx:afterRequest")
 
 
