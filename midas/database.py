@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import bindparam, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
 
@@ -76,3 +76,19 @@ def in_write(change: Callable[[], T]) -> T:
     except BaseException:
         db.session.rollback()
         raise
+
+
+def insert_unless_present(model: type, unique: tuple[str, ...], values: dict) -> int | None:
+    """INSERT … ON CONFLICT (unique) DO NOTHING RETURNING id: the new row's id, or None if one was there.
+
+    Not committed. Unlike flush-and-catch, a repeat raises no constraint error, so the transaction stays
+    usable (PostgreSQL would abort it) and the database logs no error for an expected duplicate. Written
+    as text (both SQLite and PostgreSQL speak it) because the dialects' own ON CONFLICT constructs are
+    not cached by SQLAlchemy and would be compiled again on every call; the names come from the model.
+    """
+    table = model.__table__
+    names = list(values)
+    stmt = text(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)}) "
+                f"ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING id")
+    stmt = stmt.bindparams(*(bindparam(n, type_=table.c[n].type) for n in names))
+    return db.session.scalar(stmt, values)

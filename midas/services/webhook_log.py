@@ -21,9 +21,8 @@ from datetime import UTC, datetime, timedelta
 import stripe
 from flask import current_app
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
 
-from midas.database import begin_write
+from midas.database import begin_write, insert_unless_present
 from midas.extensions import db
 from midas.integrations.stripe_gateway import ProviderError, stripe_configured, stripe_gateway
 from midas.models import EventStatus, WebhookEvent, utcnow
@@ -150,27 +149,20 @@ def _parse(payload: str) -> dict:
 
 
 def _store(event: dict, source_ip: str | None) -> Receipt:
-    existing = _existing(event["id"])
-    if existing is not None:
-        db.session.rollback()
-        return Receipt(existing, duplicate=True, to_process=False)
+    # Insert first: a new event (the common case) costs one statement, and a repeat, even two
+    # deliveries racing, is recognised by the unique (provider, event_id) without a constraint error.
     handled = event["type"] in HANDLED
-    row = WebhookEvent(
-        provider=STRIPE, event_id=event["id"], type=event["type"][:80], payload=_redacted(event),
-        status=EventStatus.RECEIVED.value if handled else EventStatus.IGNORED.value, attempts=0,
-        source_ip=(source_ip or "")[:45] or None, occurred_at=_timestamp(event.get("created")),
-        processed_at=None if handled else utcnow(),
-    )
-    db.session.add(row)
-    try:
-        db.session.flush()
-        event_pk = row.id
-        db.session.commit()  # read nothing after it: on SQLite an open transaction holds the write lock
-    except IntegrityError:  # the same event delivered twice at once: the other delivery stored it
-        db.session.rollback()
+    event_pk = insert_unless_present(WebhookEvent, ("provider", "event_id"), {
+        "provider": STRIPE, "event_id": event["id"], "type": event["type"][:80], "payload": _redacted(event),
+        "status": EventStatus.RECEIVED.value if handled else EventStatus.IGNORED.value, "attempts": 0,
+        "source_ip": (source_ip or "")[:45] or None, "occurred_at": _timestamp(event.get("created")),
+        "received_at": utcnow(), "processed_at": None if handled else utcnow(),
+    })
+    if event_pk is None:  # stored by an earlier (or a concurrent) delivery
         event_pk = _existing(event["id"])
         db.session.rollback()
         return Receipt(event_pk, duplicate=True, to_process=False)
+    db.session.commit()  # read nothing after it: on SQLite an open transaction holds the write lock
     return Receipt(event_pk, duplicate=False, to_process=handled)
 
 
