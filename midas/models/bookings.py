@@ -51,6 +51,8 @@ class Booking(db.Model):
         Index("ix_bookings_status_starts", "status", "starts_at"),
         Index("ix_bookings_created", "created_at", "id"),
         Index("ix_bookings_starts", "starts_at", "id"),  # the dashboard's default order, paged by keyset
+        Index("ix_bookings_reference_trgm", "reference", postgresql_using="gin",  # "contains" search (0005)
+              postgresql_ops={"reference": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

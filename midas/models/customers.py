@@ -26,6 +26,10 @@ class Customer(db.Model):
         Index("ix_customers_phone", "phone"),  # the customer page's same-phone duplicates
         # LIKE 'base+%@domain' (same-mailbox duplicates) uses it whatever the collation
         Index("ix_customers_email_pattern", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
+        # "contains" search (ILIKE '%text%') on PostgreSQL, through pg_trgm (migration 0005)
+        Index("ix_customers_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+        Index("ix_customers_email_trgm", "email", postgresql_using="gin", postgresql_ops={"email": "gin_trgm_ops"}),
+        Index("ix_customers_phone_trgm", "phone", postgresql_using="gin", postgresql_ops={"phone": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
