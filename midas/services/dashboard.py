@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from midas.extensions import db
 from midas.models import (
@@ -137,11 +137,19 @@ def location_boards(locations: list[Location], now: datetime) -> list[LocationBo
                    count_if((Booking.status == S.IN_PROGRESS.value) & today_there(Booking.ends_at)),
                    count_if(pending), count_if(pending & (Booking.hold_expires_at < now + HOLD_WARNING)))
             .join(Item, Booking.item_id == Item.id)
-            .where(Booking.status.in_([S.CONFIRMED.value, S.IN_PROGRESS.value, S.PENDING_PAYMENT.value]))
+            .where(_maybe_today(days.values(), pending))
             .group_by(Item.location_id))
     counts = {location_id: [int(n) for n in numbers] for location_id, *numbers in db.session.execute(stmt)}
     return [_location_board(location, to_local(now, location.timezone), *counts.get(location.id, [0, 0, 0, 0]))
             for location in locations]
+
+
+def _maybe_today(days, pending) -> ColumnElement[bool]:
+    """The only rows the board can count: pending ones, and hand-overs and returns within the span of every
+    location's today. Read through the (status, starts_at) index instead of every future booking."""
+    first, last = min(start for start, _ in days), max(end for _, end in days) - TICK
+    return or_((Booking.status == S.CONFIRMED.value) & Booking.starts_at.between(first, last),
+               (Booking.status == S.IN_PROGRESS.value) & Booking.ends_at.between(first, last), pending)
 
 
 def _location_board(location: Location, local_now: datetime, pickups: int, returns: int, awaiting: int,
@@ -203,7 +211,7 @@ def kpi_trends(now: datetime) -> list[Trend]:
 
 
 def _per_day(stmt) -> dict[date, Any]:
-    return {date.fromisoformat(day): value for day, value in db.session.execute(stmt)}
+    return dict(db.session.execute(stmt).tuples().all())
 
 
 def _net_revenue_by_day(since: datetime) -> dict[str, dict[date, int]]:
@@ -222,7 +230,7 @@ def _net_revenue_by_day(since: datetime) -> dict[str, dict[date, int]]:
                .group_by(Refund.currency, refund_day))
     for sign, stmt in ((1, charges), (-1, refunds)):
         for currency, day, total in db.session.execute(stmt):
-            net[currency][date.fromisoformat(day)] += sign * int(total)
+            net[currency][day] += sign * int(total)
     return net
 
 
@@ -231,5 +239,4 @@ def _success_by_day(since: datetime) -> dict[date, tuple[int, int]]:
     day = utc_day(Payment.created_at)
     stmt = (select(day, func.sum(case((Payment.status.in_(PAID), 1), else_=0)), func.count(Payment.id))
             .where(Payment.created_at >= since, Payment.status.in_((*PAID, FAILED))).group_by(day))
-    return {date.fromisoformat(value): (int(succeeded), int(total))
-            for value, succeeded, total in db.session.execute(stmt)}
+    return {when: (int(succeeded), int(total)) for when, succeeded, total in db.session.execute(stmt)}
