@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from midas.extensions import db
 from midas.models import BLOCKING_STATUSES, Blackout, Booking, BookingStatus, Item, utcnow
@@ -58,7 +59,7 @@ def _bookings_between(item_id: int, start: datetime, end: datetime, statuses: li
     return list(db.session.scalars(
         select(Booking).where(Booking.item_id == item_id, Booking.status.in_(statuses),
                               Booking.block_starts_at < end, Booking.block_ends_at > start)
-        .order_by(Booking.starts_at)
+        .options(joinedload(Booking.customer)).order_by(Booking.starts_at)
     ))
 
 
@@ -91,5 +92,5 @@ def upcoming_bookings(item_id: int, now: datetime | None = None, limit: int = 10
     return list(db.session.scalars(
         select(Booking).where(Booking.item_id == item_id, Booking.ends_at > now,
                               Booking.status.in_([s.value for s in BLOCKING_STATUSES]))
-        .order_by(Booking.starts_at).limit(limit)
+        .options(joinedload(Booking.customer)).order_by(Booking.starts_at).limit(limit)
     ))

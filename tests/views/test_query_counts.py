@@ -158,3 +158,25 @@ def _explain(differing: dict, small: dict, large: dict) -> str:
                      + "; ".join(sorted({" ".join(s.split())[:160] for s in extra})))
     return "\n".join(lines)
 
+
+
+def test_item_page_statements_do_not_grow_with_its_bookings(login_as):
+    # The month calendar and the upcoming list name each booking's customer.
+    staff = login_as("owner")
+    item = factories.item(factories.location("QIT", name="Item place"), name="Counted Aston Martin")
+    now = utcnow()
+
+    def book(start: int, count: int) -> list[str]:
+        rows = [factories.booking(item, starts_at=now + timedelta(days=1 + n * 2), days=1,
+                                  who=factories.customer(name=f"Item guest {n}", email=f"item-guest{n}@example.com"))
+                for n in range(start, start + count)]
+        db.session.commit()
+        return [row.customer.name for row in rows]
+
+    url = f"/inventory/{item.id}"
+    book(0, N)
+    small = statements_for(staff, url)
+    names = book(N, 2 * N)
+    large = statements_for(staff, url)
+    assert all(shows(staff, url, name) for name in names)
+    assert len(small) == len(large), _explain({url: (len(small), len(large))}, {url: small}, {url: large})
