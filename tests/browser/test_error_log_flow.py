@@ -18,7 +18,7 @@ from tests.conftest import make_staff
 pytestmark = pytest.mark.browser
 
 
-def wait_for_events(count: int, timeout: float = 5.0) -> list[tuple[str, str, int | None]]:
+def wait_for_events(count: int, timeout: float = 15.0) -> list[tuple[str, str, int | None]]:
     """(message, severity, booking id) of the stored events, once there are `count` of them."""
     deadline = time.monotonic() + timeout
     while True:
