@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 
 from midas.extensions import db
 from midas.models import Booking, Payment, PaymentKind, PaymentStatus, Refund, RefundOverride, RefundStatus, utcnow
-from midas.services.listing import Page, paginate
+from midas.services.listing import Page, matches, paginate
 from midas.services.reports.base import epoch
 
 S = RefundStatus
@@ -86,9 +86,8 @@ def _filtered(stmt: Select, filters: HistoryFilters) -> Select:
     if filters.provider:
         stmt = stmt.where(Refund.payment_id.in_(select(Payment.id).where(Payment.provider == filters.provider)))
     if filters.q:
-        like = f"%{filters.q}%"
-        stmt = stmt.where(or_(Refund.booking_id.in_(select(Booking.id).where(Booking.reference.ilike(like))),
-                              Refund.reason.ilike(like), Refund.provider_ref == filters.q))
+        stmt = stmt.where(or_(Refund.booking_id.in_(select(Booking.id).where(matches(filters.q, Booking.reference))),
+                              matches(filters.q, Refund.reason), Refund.provider_ref == filters.q))
     if filters.requested_by_id:
         stmt = stmt.where(Refund.requested_by_id == filters.requested_by_id)
     if filters.since:
