@@ -149,6 +149,16 @@ def soup(response) -> BeautifulSoup:
     return BeautifulSoup(response.get_data(as_text=True), "html.parser")
 
 
+def assert_inert(response, where: str) -> BeautifulSoup:
+    """A page showing hostile text: served, with the text escaped, so no element or inline script came of it."""
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, where
+    assert "<script>alert" not in html and "<img src=x" not in html, where
+    parsed = soup(response)
+    assert parsed.find("img") is None and not parsed.select("script:not([src])"), where
+    return parsed
+
+
 @pytest.fixture
 def browser(client: FlaskClient) -> StaffClient:
     """An anonymous visitor."""

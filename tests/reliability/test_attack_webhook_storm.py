@@ -73,13 +73,6 @@ REPLAY_AGE = 10 * 60  # seconds: twice Stripe's tolerance
 
 
 @pytest.fixture
-def postgres_url(app) -> str:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("the flood runs on PostgreSQL (TEST_DATABASE_URL)")
-    return os.environ["TEST_DATABASE_URL"]
-
-
-@pytest.fixture
 def gunicorn(postgres_url, fake_paypal, paypal_server, tmp_path):
     """gunicorn on 127.0.0.1 with 4 workers x 4 threads, jobs in-process, pointed at the test database.
 
